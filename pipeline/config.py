@@ -81,8 +81,8 @@ class Settings(BaseSettings):
     profile: ProfileName = Field("faces", description="Model profile: faces, plvm or tiny")
     match_threshold: float = Field(0.363, description="Cosine threshold for a face to be named")
     recognition_threshold: float = Field(0.5, description="PLVM P(yes) threshold when fusing")
-    fusion: Literal["faces", "plvm", "both", "either"] = Field(
-        "faces", description="How face cosine and PLVM score combine to name a face"
+    fusion: Literal["faces", "both", "either"] = Field(
+        "either", description="How face cosine and PLVM score combine to name a face (pipeline/fusion.py)"
     )
     questions: list[str] = Field(default_factory=lambda: list(DEFAULT_QUESTIONS))
     batch_size: int = Field(8, ge=1, description="Photos per task")

@@ -1,0 +1,85 @@
+"""The profile boundary: what the worker asks of a model profile, whatever runs underneath.
+
+Face detection and matching are shared by every profile (names are grounded on faces); a profile
+adds recognition evidence (optional) and writes the caption and answers.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass
+class EnrolledPerson:
+    """A person as the worker sees them: face references and, for PLVM, the concept tensors."""
+
+    id: int
+    name: str
+    ref_embeddings: np.ndarray  # (R, 128) float32 SFace features
+    concept: Any = None  # pipeline.plvm.engine.ConceptEmbedding for the plvm/tiny profiles
+
+
+@dataclass
+class PeopleIndex:
+    """Everyone enrolled at ``version`` (the enrolment state results are computed against)."""
+
+    version: int
+    people: list[EnrolledPerson]
+
+    @property
+    def ref_matrix(self) -> tuple[np.ndarray, list[int]]:
+        """All references stacked: (R, 128) and the person id of each row."""
+        rows = [p.ref_embeddings for p in self.people if len(p.ref_embeddings)]
+        ids = [p.id for p in self.people for _ in range(len(p.ref_embeddings))]
+        return (np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, 128), np.float32)), ids
+
+    def by_id(self) -> dict[int, EnrolledPerson]:
+        return {p.id: p for p in self.people}
+
+
+@dataclass
+class Scene:
+    """What a profile needs to describe one photo."""
+
+    image: Image.Image | None  # None when the profile says it doesn't need pixels
+    present: list[EnrolledPerson]  # named people, left to right
+    n_unknown: int  # faces that stayed unknown
+
+
+@dataclass
+class Description:
+    caption: str
+    answers: dict[str, str] = field(default_factory=dict)
+
+
+class Profile(ABC):
+    """One model profile. Implementations load lazily and are used by one worker process."""
+
+    name: str
+    needs_pixels_to_describe: bool = True
+    random_weights: bool = False
+
+    @property
+    @abstractmethod
+    def model_version(self) -> str:
+        """A stable string naming the models and weights that produce this profile's results."""
+
+    def recognition_scores(self, images: list[Image.Image], people: list[EnrolledPerson]) -> np.ndarray | None:
+        """Per-photo, per-person evidence in [0, 1] (n_images, n_people), or None if the profile has none."""
+        return None
+
+    @abstractmethod
+    def describe(self, scenes: list[Scene], questions: list[str]) -> list[Description]:
+        """A caption and answers per scene (batched where the profile can)."""
+
+    def encode_person(self, images: list[Image.Image]) -> Any:
+        """Profile-specific enrolment data for a person (PLVM concept), or None."""
+        return None
+
+    def warm_up(self) -> None:
+        """Load everything now (optional)."""

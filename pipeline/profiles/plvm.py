@@ -1,0 +1,74 @@
+"""The ``plvm`` and ``tiny`` profiles: DINOv2 + Aligner concepts read and written by LLaVA.
+
+``tiny`` runs the same code on the random tiny bundle written by ``pipeline models tiny`` (tests
+only; its model version starts with ``tiny-random:`` so its rows are recognisable).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from pipeline.config import Settings
+from pipeline.profiles.base import Description, EnrolledPerson, Profile, Scene
+
+
+class PlvmProfile(Profile):
+    needs_pixels_to_describe = True
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.name = settings.profile
+        self._engine: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def engine(self) -> Any:
+        """The lazily created :class:`pipeline.plvm.engine.PlvmEngine` (weights load on first use)."""
+        with self._lock:
+            if self._engine is None:
+                from pipeline.plvm.engine import PlvmEngine
+
+                self._engine = PlvmEngine.from_settings(self.settings)
+            return self._engine
+
+    @property
+    def model_version(self) -> str:
+        return str(self.engine.model_version)
+
+    @property
+    def random_weights(self) -> bool:  # type: ignore[override]
+        return bool(self.engine.random_weights)
+
+    @staticmethod
+    def _people(people: list[EnrolledPerson]) -> list[Any]:
+        from pipeline.plvm.engine import Person
+
+        missing = [p.name for p in people if p.concept is None]
+        if missing:
+            raise RuntimeError(f"no PLVM concept for {', '.join(missing)}; re-enroll them with this profile")
+        return [Person(name=p.name, concept=p.concept) for p in people]
+
+    def recognition_scores(self, images: list[Image.Image], people: list[EnrolledPerson]) -> np.ndarray | None:
+        with_concept = [p for p in people if p.concept is not None]
+        scores = np.full((len(images), len(people)), np.nan)
+        if not with_concept or not images:
+            return scores
+        batch = np.asarray(self.engine.recognition_scores_batch(images, self._people(with_concept)))  # (N, P')
+        columns = [i for i, p in enumerate(people) if p.concept is not None]
+        scores[:, columns] = batch
+        return scores
+
+    def describe(self, scenes: list[Scene], questions: list[str]) -> list[Description]:
+        if any(s.image is None for s in scenes):
+            raise ValueError("the plvm profile needs the photo's pixels to describe it")
+        results = self.engine.describe(
+            [s.image for s in scenes], [self._people(s.present) for s in scenes], list(questions)
+        )
+        return [Description(caption=r.caption, answers=dict(r.answers)) for r in results]
+
+    def encode_person(self, images: list[Image.Image]) -> Any:
+        return self.engine.encode_references(images)

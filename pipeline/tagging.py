@@ -1,0 +1,343 @@
+"""Tagging: photo ids in, rows in the database out, whatever the profile.
+
+A worker task calls :func:`process_photos`. For each photo it claims the row (state
+``processing``, ``attempts + 1``, committed before any model runs), then either tags it (decode,
+detect faces, match, describe) or re-matches it (``work = rematch``: stored face embeddings
+against the current people, then redo what depends on the people present). Results replace the
+photo's earlier results for the same model version, so running a task twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from sqlalchemy import and_, delete, or_, update
+from sqlmodel import Session, select
+
+from pipeline.config import Settings
+from pipeline.fusion import fused_scores
+from pipeline.models import Answer, Caption, Face, PersonScore, Photo, utcnow
+from pipeline.people import enrolment_version
+from pipeline.people_index import load_people_index
+from pipeline.profiles import PeopleIndex, Profile, Scene, get_profile
+
+log = logging.getLogger(__name__)
+MAX_REMATCH_ROUNDS = 3
+
+
+@dataclass
+class FaceData:
+    box: tuple[float, float, float, float]
+    det_score: float
+    embedding: np.ndarray  # (128,) float32
+    row_id: int | None = None  # existing faces row (rematch)
+    user_person_id: int | None = None  # set by a user: outranks the model
+    rejected: set[int] = field(default_factory=set)
+    person_id: int | None = None
+    match_score: float | None = None
+    plvm_score: float | None = None
+
+
+@dataclass
+class Item:
+    photo_id: int
+    path: str
+    work: str
+    image: Image.Image | None = None
+    faces: list[FaceData] = field(default_factory=list)
+    plvm: np.ndarray | None = None  # (P,) P(yes) per enrolled person
+
+
+@dataclass
+class Outcome:
+    done: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    missing: list[int] = field(default_factory=list)
+
+
+def claim(session: Session, photo_id: int, task_id: str, settings: Settings) -> tuple[Photo | None, bool]:
+    """Take a photo for this task; returns (photo or None if not ours to do, redelivered?).
+
+    Claimable: ``queued``; or ``processing`` by this same task id (the message was redelivered
+    after its worker died) or for longer than ``stale_after``. Commits the attempt count before
+    any model runs, so a photo that kills its worker is failed after ``max_attempts`` tries.
+    """
+    before = session.get(Photo, photo_id)
+    if before is None:
+        return None, False
+    redelivered = before.state == "processing" and before.claimed_by == task_id
+    now = utcnow()
+    stale = now - timedelta(seconds=settings.stale_after)
+    result = session.execute(
+        update(Photo)
+        .where(
+            Photo.id == photo_id,
+            or_(
+                Photo.state == "queued",
+                and_(Photo.state == "processing", or_(Photo.claimed_by == task_id, Photo.claimed_at < stale)),  # type: ignore[operator]
+            ),
+        )
+        .values(state="processing", attempts=Photo.attempts + 1, claimed_by=task_id, claimed_at=now)
+    )
+    session.commit()
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        return None, False
+    session.refresh(before)
+    if before.attempts > settings.max_attempts:
+        _finish_failed(
+            session, before, task_id,
+            f"gave up after {before.attempts - 1} attempts: the worker died or hit its time limit on this photo",
+        )  # fmt: skip
+        return None, redelivered
+    return before, redelivered
+
+
+def _finish_failed(session: Session, photo: Photo, task_id: str, reason: str) -> None:
+    session.execute(
+        update(Photo)
+        .where(Photo.id == photo.id, Photo.claimed_by == task_id)
+        .values(state="failed", error=reason[:2000], done_at=utcnow(), claimed_by=None)
+    )
+    session.commit()
+    log.warning("photo %s failed: %s", photo.path, reason)
+
+
+def _load_item(session: Session, photo: Photo, settings: Settings, profile: Profile, wants_pixels: bool) -> Item:
+    """Decode and detect (tag) or read stored faces (rematch). Raises PhotoError/FileNotFoundError."""
+    from pipeline.faces import embedding_from_bytes, get_face_model
+    from pipeline.photos import decode_photo
+
+    assert photo.id is not None
+    item = Item(photo_id=photo.id, path=photo.path, work=photo.work)
+    stored = session.exec(select(Face).where(Face.photo_id == photo.id).order_by(Face.idx)).all()
+    rematch = photo.work == "rematch" and photo.width is not None
+    if rematch and not wants_pixels:
+        item.faces = [_face_from_row(f, embedding_from_bytes(f.embedding)) for f in stored]
+        return item
+    if not os.path.exists(photo.path):
+        raise FileNotFoundError(photo.path)
+    decoded = decode_photo(Path(photo.path), settings.max_image_pixels)  # PhotoError: readable reason
+    item.image = decoded.image
+    if rematch:
+        item.faces = [_face_from_row(f, embedding_from_bytes(f.embedding)) for f in stored]
+        return item
+    photo.width, photo.height, photo.taken_at = decoded.width, decoded.height, decoded.taken_at
+    session.add(photo)
+    session.commit()
+    detected = get_face_model().detect(np.asarray(decoded.image))
+    item.faces = [FaceData(box=tuple(d.box), det_score=float(d.score), embedding=d.embedding) for d in detected]  # type: ignore[arg-type]
+    return item
+
+
+def _face_from_row(row: Face, embedding: np.ndarray) -> FaceData:
+    rejected = {int(x) for x in (row.rejected_person_ids or "").split(",") if x.strip()}
+    return FaceData(
+        box=(row.x, row.y, row.w, row.h), det_score=row.det_score, embedding=embedding, row_id=row.id,
+        user_person_id=row.person_id if row.user_set else None, rejected=rejected,
+    )  # fmt: skip
+
+
+def _name_faces(item: Item, index: PeopleIndex, settings: Settings) -> None:
+    """Fill person_id / match_score / plvm_score of each face (one person at most once)."""
+    from pipeline.matching import assign_people, person_scores
+
+    if not item.faces:
+        return
+    embs = np.stack([f.embedding for f in item.faces]).astype(np.float32)
+    refs, ref_ids = index.ref_matrix
+    cos, person_ids = person_scores(embs, refs, ref_ids)  # (F, P)
+    plvm_by_person = None
+    if item.plvm is not None and person_ids:
+        order = {p.id: i for i, p in enumerate(index.people)}
+        plvm_by_person = np.array([item.plvm[order[pid]] for pid in person_ids])
+    scores = fused_scores(cos, plvm_by_person, settings.fusion, settings.match_threshold, settings.recognition_threshold)
+    fixed = {i: f.user_person_id for i, f in enumerate(item.faces) if f.user_person_id is not None}
+    forbidden = [(i, pid) for i, f in enumerate(item.faces) for pid in f.rejected]
+    matches = assign_people(scores, person_ids, settings.match_threshold, fixed=fixed, forbidden=forbidden)
+    column = {pid: j for j, pid in enumerate(person_ids)}
+    for face_idx, (face, match) in enumerate(zip(item.faces, matches)):
+        face.person_id = match.person_id
+        if match.person_id is not None and match.person_id in column:
+            j = column[match.person_id]
+            face.match_score = float(cos[face_idx, j])
+            face.plvm_score = float(plvm_by_person[j]) if plvm_by_person is not None else None
+        else:
+            face.match_score = face.plvm_score = None
+
+
+def _scene(item: Item, index: PeopleIndex) -> Scene:
+    people = index.by_id()
+    named = sorted((f for f in item.faces if f.person_id is not None), key=lambda f: f.box[0] + f.box[2] / 2)
+    present = [people[f.person_id] for f in named if f.person_id in people]  # type: ignore[index]
+    return Scene(image=item.image, present=present, n_unknown=sum(f.person_id is None for f in item.faces))
+
+
+def _write(session: Session, item: Item, desc: object, index: PeopleIndex, profile: Profile, task_id: str) -> bool:
+    """Replace this photo's results for this model version; returns False if the claim was lost."""
+    from pipeline.faces import embedding_to_bytes
+
+    version = profile.model_version
+    owned = session.execute(
+        update(Photo)
+        .where(Photo.id == item.photo_id, Photo.state == "processing", Photo.claimed_by == task_id)
+        .values(
+            state="done", work="tag", error=None, profile=profile.name, model_version=version,
+            enrolment_version=index.version, done_at=utcnow(), claimed_by=None,
+        )  # fmt: skip
+    )
+    if owned.rowcount == 0:  # type: ignore[attr-defined]
+        session.rollback()
+        return False
+    if item.work == "rematch":
+        for face in item.faces:
+            session.execute(
+                update(Face).where(Face.id == face.row_id)
+                .values(person_id=face.person_id, match_score=face.match_score, plvm_score=face.plvm_score)
+            )  # fmt: skip
+    else:
+        session.execute(delete(Face).where(Face.photo_id == item.photo_id))  # type: ignore[arg-type]
+        for idx, face in enumerate(item.faces):
+            x, y, w, h = face.box
+            session.add(
+                Face(
+                    photo_id=item.photo_id, idx=idx, x=x, y=y, w=w, h=h, det_score=face.det_score,
+                    embedding=embedding_to_bytes(face.embedding), person_id=face.person_id,
+                    match_score=face.match_score, plvm_score=face.plvm_score,
+                )
+            )  # fmt: skip
+    if item.plvm is not None:
+        session.execute(delete(PersonScore).where(PersonScore.photo_id == item.photo_id, PersonScore.model_version == version))  # type: ignore[arg-type]
+        for person, score in zip(index.people, item.plvm):
+            session.add(PersonScore(photo_id=item.photo_id, person_id=person.id, model_version=version, score=float(score)))
+    session.execute(delete(Caption).where(Caption.photo_id == item.photo_id, Caption.model_version == version))  # type: ignore[arg-type]
+    session.execute(delete(Answer).where(Answer.photo_id == item.photo_id, Answer.model_version == version))  # type: ignore[arg-type]
+    kw = dict(profile=profile.name, model_version=version, enrolment_version=index.version)
+    session.add(Caption(photo_id=item.photo_id, text=desc.caption, **kw))  # type: ignore[attr-defined, arg-type]
+    for question, text in desc.answers.items():  # type: ignore[attr-defined]
+        session.add(Answer(photo_id=item.photo_id, question=question, text=text, **kw))  # type: ignore[arg-type]
+    session.commit()
+    return True
+
+
+def _process_chunk(session: Session, photos: list[Photo], settings: Settings, profile: Profile, task_id: str, outcome: Outcome) -> None:
+    from pipeline.photos import PhotoError
+
+    index = load_people_index(session, settings, profile)
+    wants_pixels = profile.needs_pixels_to_describe or profile.name != "faces"
+    items: list[Item] = []
+    for photo in photos:
+        try:
+            items.append(_load_item(session, photo, settings, profile, wants_pixels))
+        except FileNotFoundError:
+            session.execute(
+                update(Photo).where(Photo.id == photo.id, Photo.claimed_by == task_id)
+                .values(state="missing", error="file no longer exists", claimed_by=None)
+            )  # fmt: skip
+            session.commit()
+            outcome.missing.append(photo.id)  # type: ignore[arg-type]
+        except PhotoError as exc:
+            _finish_failed(session, photo, task_id, str(exc))
+            outcome.failed.append(photo.id)  # type: ignore[arg-type]
+        except Exception as exc:  # a bug or a model error: fail this photo, keep the worker going
+            log.exception("loading photo %s", photo.path)
+            _finish_failed(session, photo, task_id, f"{type(exc).__name__}: {exc}")
+            outcome.failed.append(photo.id)  # type: ignore[arg-type]
+    if not items:
+        return
+    try:
+        with_pixels = [it for it in items if it.image is not None]
+        if index.people and with_pixels:
+            scores = profile.recognition_scores([it.image for it in with_pixels], index.people)  # type: ignore[misc]
+            if scores is not None:
+                for it, row in zip(with_pixels, scores):
+                    it.plvm = np.asarray(row, dtype=np.float64)
+        for it in items:
+            _name_faces(it, index, settings)
+        descriptions = profile.describe([_scene(it, index) for it in items], settings.questions)
+    except Exception as exc:
+        log.exception("profile %s failed on a batch of %d", profile.name, len(items))
+        if len(items) > 1:  # retry one by one so one bad photo does not fail the others
+            for it in items:
+                photo = session.get(Photo, it.photo_id)
+                assert photo is not None
+                _process_chunk(session, [photo], settings, profile, task_id, outcome)
+            return
+        _finish_failed(session, session.get(Photo, items[0].photo_id), task_id, f"{type(exc).__name__}: {exc}")  # type: ignore[arg-type]
+        outcome.failed.append(items[0].photo_id)
+        return
+    for it, desc in zip(items, descriptions):
+        if _write(session, it, desc, index, profile, task_id):
+            outcome.done.append(it.photo_id)
+        else:
+            outcome.skipped.append(it.photo_id)
+
+
+def process_photos(photo_ids: list[int], task_id: str, settings: Settings, db_url: str | None = None) -> Outcome:
+    """Tag or re-match these photos (a worker task's body). Side effects: database writes only.
+
+    Normally the whole batch is claimed and run through the profile together; when the task was
+    redelivered (its previous worker died), photos are claimed and run one at a time so the one
+    that killed the worker does not take the others' attempts with it.
+    """
+    from pipeline.db import session_scope
+
+    outcome = Outcome()
+    profile = get_profile(settings)
+    with session_scope(db_url) as session:
+        pending = list(dict.fromkeys(photo_ids))
+        rounds = 0
+        while pending:
+            claimed, one_by_one = [], False
+            for pid in pending:
+                photo, redelivered = claim(session, pid, task_id, settings)
+                one_by_one |= redelivered
+                if photo is None:
+                    outcome.skipped.append(pid)
+                    continue
+                if one_by_one:
+                    _process_chunk(session, [photo], settings, profile, task_id, outcome)
+                else:
+                    claimed.append(photo)
+            for start in range(0, len(claimed), settings.batch_size):
+                _process_chunk(session, claimed[start : start + settings.batch_size], settings, profile, task_id, outcome)
+            pending = _stale_results(session, outcome.done, rounds)
+            rounds += 1
+    return outcome
+
+
+def _stale_results(session: Session, done: list[int], rounds: int) -> list[int]:
+    """Photos just finished against an enrolment version that changed meanwhile: re-match them."""
+    if not done or rounds >= MAX_REMATCH_ROUNDS:
+        return []
+    current = enrolment_version(session)
+    stale = session.exec(
+        select(Photo.id).where(Photo.id.in_(done), Photo.state == "done", Photo.enrolment_version != current)  # type: ignore[union-attr]
+    ).all()
+    if not stale:
+        return []
+    session.execute(
+        update(Photo).where(Photo.id.in_(stale)).values(state="queued", work="rematch", attempts=0)  # type: ignore[union-attr]
+    )
+    session.commit()
+    for pid in stale:
+        done.remove(pid)
+    return list(stale)
+
+
+def release_claims(task_id: str, db_url: str | None = None) -> int:
+    """Put photos this task claimed but did not finish back to ``queued`` (soft time limit)."""
+    from pipeline.db import session_scope
+
+    with session_scope(db_url) as session:
+        result = session.execute(
+            update(Photo).where(Photo.state == "processing", Photo.claimed_by == task_id)
+            .values(state="queued", claimed_by=None, queued_at=utcnow())
+        )  # fmt: skip
+        return int(result.rowcount)  # type: ignore[attr-defined]

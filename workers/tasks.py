@@ -1,0 +1,43 @@
+"""Celery tasks: thin wrappers around pipeline.tagging (the logic lives there)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.exc import OperationalError
+
+from workers.celery_app import app
+
+log = logging.getLogger(__name__)
+
+
+@app.task(
+    name="workers.tasks.tag_photos",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=5,
+)
+def tag_photos(self: Any, photo_ids: list[int]) -> dict[str, int]:
+    """Tag (or re-match) photos by id. Results go to SQL; the return value is a small summary."""
+    from pipeline.config import get_settings
+    from pipeline.tagging import process_photos, release_claims
+
+    settings = get_settings()
+    task_id = str(self.request.id)
+    try:
+        outcome = process_photos([int(i) for i in photo_ids], task_id, settings)
+    except SoftTimeLimitExceeded:
+        released = release_claims(task_id)
+        log.warning("soft time limit: released %d photo(s) back to the queue", released)
+        raise
+    summary = {"done": len(outcome.done), "failed": len(outcome.failed), "skipped": len(outcome.skipped), "missing": len(outcome.missing)}
+    log.info("batch of %d: %s", len(photo_ids), summary)
+    return summary
