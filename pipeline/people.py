@@ -119,7 +119,7 @@ def enroll(session: Session, settings: Settings, name: str, images: list[Path], 
         try:
             decoded = decode_photo(path, settings.max_image_pixels)
         except PhotoError as exc:
-            raise PeopleError(f"{path}: {exc}") from exc
+            raise PeopleError(str(exc)) from exc
         chosen = _pick_face(path, model.detect(np.asarray(decoded.image)), face)
         prepared.append((path, sha256_file(path), chosen))
 

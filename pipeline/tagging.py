@@ -243,7 +243,7 @@ def _process_chunk(session: Session, photos: list[Photo], settings: Settings, pr
             session.commit()
             outcome.missing.append(photo.id)  # type: ignore[arg-type]
         except PhotoError as exc:
-            _finish_failed(session, photo, task_id, str(exc))
+            _finish_failed(session, photo, task_id, exc.reason)
             outcome.failed.append(photo.id)  # type: ignore[arg-type]
         except Exception as exc:  # a bug or a model error: fail this photo, keep the worker going
             log.exception("loading photo %s", photo.path)
