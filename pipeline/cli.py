@@ -26,8 +26,8 @@ db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_he
 app.add_typer(people_app, name="people")
 app.add_typer(db_app, name="db")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 class UserError(Exception):
@@ -418,8 +418,8 @@ def sample_album(
     from pipeline.sample import build_sample_album
 
     refs = build_sample_album(folder, references or folder.parent / (folder.name + "-references"))
-    for name, path in refs.items():
-        out.print(f"{name}\t{path}")
+    for name, path in refs.items():  # machine-readable: NAME<TAB>REFERENCE per line
+        sys.stdout.write(f"{name}\t{path}\n")
 
 
 def main() -> None:

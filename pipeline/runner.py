@@ -207,7 +207,6 @@ def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) 
         report("watching " + ", ".join(str(f) for f in options.folders) + " (Ctrl-C to stop)")
         progress = ProgressReporter(settings.db_url, report)
         idle_since: float | None = None
-        started = time.monotonic()
         while not stop.wait(0.5):
             for child in children:
                 message = child.check()
@@ -215,8 +214,7 @@ def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) 
                     report(message)
             busy = progress.poll()
             if options.until_idle:
-                scanned = watcher.initial_scan_done() if hasattr(watcher, "initial_scan_done") else time.monotonic() - started > 3
-                if not busy and scanned:
+                if not busy and watcher.is_idle():
                     idle_since = idle_since or time.monotonic()
                     if time.monotonic() - idle_since >= options.idle_seconds:
                         break

@@ -190,6 +190,9 @@ class FolderWatcher:
         self.observer_kind: str | None = None
         """"native" or "polling" once started (polling also after an inotify-limit fallback)."""
 
+        self._first_walk_done = threading.Event()
+        self._calling = False
+
         # Owned by the stabilizer thread.
         self._pending: dict[Path, _Pending] = {}
         self._heap: list[tuple[float, int, Path]] = []
@@ -246,6 +249,20 @@ class FolderWatcher:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+    def is_idle(self) -> bool:
+        """True once the first full walk finished and no file is settling or being reported.
+
+        A point-in-time reading for callers that want to stop when all work is done
+        (``pipeline run --until-idle``); events arriving later make it False again.
+        """
+        return (
+            self._first_walk_done.is_set()
+            and not self._pending
+            and self._inbox.empty()
+            and self._calls.empty()
+            and not self._calling
+        )
 
     def rescan(self) -> None:
         """Walk every folder now, in the calling thread (blocking; one walk at a time).
@@ -324,10 +341,13 @@ class FolderWatcher:
             if self._stopping.is_set():
                 continue
             callback, args = item
+            self._calling = True
             try:
                 callback(*args)
             except Exception:
                 logger.exception("%s(%s) raised; the watcher goes on", getattr(callback, "__name__", callback), args[0])
+            finally:
+                self._calling = False
 
     def _run_walker(self) -> None:
         next_full: float | None = time.monotonic()
@@ -338,6 +358,7 @@ class FolderWatcher:
                     self._rescan_all()
                 except Exception:
                     logger.exception("full rescan failed; retrying at the next interval")
+                self._first_walk_done.set()
                 next_full = time.monotonic() + self._rescan_interval if self._rescan_interval > 0 else None
                 continue
             try:

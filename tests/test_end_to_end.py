@@ -207,3 +207,17 @@ def test_cli_reports_bad_arguments(env: dict[str, str], tmp_path: Path) -> None:
     assert profile.returncode == 2 and "unknown profile" in profile.stderr
     no_folder = cli("run", str(tmp_path / "nowhere"), env=env, check=False)
     assert no_folder.returncode == 1 and "not a folder" in no_folder.stderr
+
+
+def test_sample_album_until_idle(tmp_path: Path, env: dict[str, str], data_dir: Path) -> None:
+    """The README's demo path: build the sample album, enroll its two people, run to completion."""
+    lines = cli("sample-album", str(tmp_path / "album"), "--references", str(tmp_path / "refs"), env=env).stdout.split("\n")
+    for line in filter(None, lines):
+        name, ref = line.split("\t")
+        cli("enroll", "--name", name, ref, env=env)
+    proc = cli("run", str(tmp_path / "album"), "--until-idle", env=env, timeout=120)
+    assert "photos: queued 0  processing 0  done 8  failed 0  missing 0" in proc.stdout, proc.stdout
+    table = _photo_table(data_dir)
+    assert table["eileen-and-grace.jpg"]["caption"] == "Eileen and Grace."
+    assert table["grace-sideways.jpg"]["caption"] == "Grace."
+    assert table["coffee.jpg"]["caption"] == "No people."
