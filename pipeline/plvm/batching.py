@@ -1,0 +1,38 @@
+"""Left-padded batches of token-id rows, and chunking."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TypeVar
+
+import torch
+
+T = TypeVar("T")
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Consecutive slices of at most ``size`` items."""
+    if size < 1:
+        raise ValueError(f"chunk size must be >= 1, got {size}")
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def left_pad(
+    rows: Sequence[Sequence[int]], pad_id: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rows of ids -> (input_ids, attention_mask, position_ids), each (B, T_max), padding on the left.
+
+    position_ids count real tokens only (0 at each row's first real token), as ``generate`` does,
+    so a row's results do not depend on how much padding its batch needed.
+    """
+    if not rows or any(len(r) == 0 for r in rows):
+        raise ValueError("left_pad needs at least one non-empty row")
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        input_ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+        attention_mask[i, width - len(row) :] = 1
+    position_ids = (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)  # (B, T)
+    return input_ids.to(device), attention_mask.to(device), position_ids.to(device)
