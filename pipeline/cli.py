@@ -196,6 +196,21 @@ def people_forget(name: str) -> None:
     _requeued(ids)
 
 
+@app.command()
+def correct(
+    face_id: Annotated[int, typer.Argument(help="faces.id (photo_people.face_id)")],
+    name: Annotated[Optional[str], typer.Option("--name", help="This face is NAME")] = None,
+    not_name: Annotated[Optional[str], typer.Option("--not", help="This face is not NAME")] = None,
+) -> None:
+    """Correct one face's name; the correction outranks the model from then on."""
+    from pipeline.people import correct_face
+
+    with _session() as session:
+        ids = correct_face(session, face_id, name, not_name)
+    out.print(f"face {face_id}: " + (f"is {name}" if name else f"is not {not_name}"))
+    _requeued(ids)
+
+
 # --- running -----------------------------------------------------------------------------
 
 

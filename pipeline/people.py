@@ -283,3 +283,38 @@ def list_people(session: Session) -> list[dict[str, object]]:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def correct_face(session: Session, face_id: int, name: str | None = None, not_name: str | None = None) -> list[int]:
+    """A user's correction of one face; it outranks the model from now on.
+
+    ``name``: this face is that person (``user_set``; any other face of the photo named so by the
+    model is re-matched). ``not_name``: this face is not that person (remembered in
+    ``rejected_person_ids``; the model will not give it that name again). Returns the photo to
+    re-match (its caption changes).
+    """
+    face = session.get(Face, face_id)
+    if face is None:
+        raise PeopleError(f"no face with id {face_id} (see `pipeline sql \"SELECT face_id, photo_path, person_name FROM photo_people\"`)")
+    if (name is None) == (not_name is None):
+        raise PeopleError("say either who the face is (--name) or who it is not (--not)")
+    if name is not None:
+        person = get_person(session, name)
+        face.person_id, face.user_set, face.match_score = person.id, True, None
+        detail = f"face {face_id} is {person.name}"
+    else:
+        person = get_person(session, not_name or "")
+        rejected = {x for x in (face.rejected_person_ids or "").split(",") if x}
+        rejected.add(str(person.id))
+        face.rejected_person_ids = ",".join(sorted(rejected, key=int))
+        if face.person_id == person.id:
+            face.person_id, face.user_set, face.match_score = None, False, None
+        detail = f"face {face_id} is not {person.name}"
+    session.add(face)
+    _record(session, "correct", person.id, detail)
+    session.flush()
+    session.execute(
+        update(Photo).where(Photo.id == face.photo_id, Photo.state == "done")
+        .values(state="queued", work="rematch", queued_at=utcnow(), attempts=0, error=None)
+    )  # fmt: skip
+    return [face.photo_id]

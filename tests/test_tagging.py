@@ -179,3 +179,32 @@ def test_enrol_errors_are_clear(album: dict[str, Path]) -> None:
         assert result.added_references == 1
         again = enroll(session, settings, "grace", [album["pair"]], face=1)
         assert again.person_id == result.person_id and again.skipped_duplicates == 1 and not again.created
+
+
+def test_user_corrections_outrank_the_model(album: dict[str, Path]) -> None:
+    from pipeline.people import correct_face
+
+    settings = get_settings()
+    with session_scope() as session:
+        enroll(session, settings, "Eileen", [album["ref_eileen"]])
+        enroll(session, settings, "Grace", [album["ref_grace"]])
+        enroll(session, settings, "Carl", [album["ref_carl"]])
+    ids = _register([album["pair"]])
+    process_photos([ids["pair"]], "t1", settings)
+    _, names, _, face_ids = _summary(ids["pair"])
+    assert names == ["Eileen", "Grace"]
+    with session_scope() as session:
+        assert correct_face(session, face_ids[1], not_name="Grace") == [ids["pair"]]
+    process_photos([ids["pair"]], "t2", settings)
+    assert _summary(ids["pair"])[1:3] == (["Eileen", "?"], "Eileen with 1 other person.")
+    with session_scope() as session:
+        correct_face(session, face_ids[1], name="Carl")
+    process_photos([ids["pair"]], "t3", settings)
+    assert _summary(ids["pair"])[1:3] == (["Eileen", "Carl"], "Eileen and Carl.")
+    # A later re-match (here forced) keeps the user's choices although Grace scores higher.
+    from sqlalchemy import update
+
+    with session_scope() as session:
+        session.execute(update(Photo).where(Photo.id == ids["pair"]).values(state="queued", work="rematch"))
+    assert process_photos([ids["pair"]], "t4", settings).done == [ids["pair"]]
+    assert _summary(ids["pair"])[1] == ["Eileen", "Carl"]
