@@ -454,4 +454,4 @@ def main() -> None:
         sys.exit(1)
 
 
-from pipeline import cli_models  # noqa: E402,F401  (registers `models` and `ask`)
+from pipeline import cli_models, cli_synth  # noqa: E402,F401  (register `models`, `ask`, `synth`)

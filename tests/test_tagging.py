@@ -208,3 +208,28 @@ def test_user_corrections_outrank_the_model(album: dict[str, Path]) -> None:
         session.execute(update(Photo).where(Photo.id == ids["pair"]).values(state="queued", work="rematch"))
     assert process_photos([ids["pair"]], "t4", settings).done == [ids["pair"]]
     assert _summary(ids["pair"])[1] == ["Eileen", "Carl"]
+
+
+def test_readme_example_queries_run(album: dict[str, Path]) -> None:
+    """The README's example SQL runs against a real tagged database and finds what it says."""
+    import re
+
+    from pipeline.sqlquery import run_readonly
+    from tests.conftest import REPO
+
+    settings = get_settings()
+    with session_scope() as session:
+        enroll(session, settings, "Susan", [album["ref_eileen"]])
+        enroll(session, settings, "Mike", [album["ref_grace"]])
+    ids = _register([album[k] for k in ("eileen", "pair", "trio", "carl", "coffee")])
+    process_photos(list(ids.values()), "t", settings)
+    block = re.search(r"```sql\n(.*?)```", (REPO / "README.md").read_text(), re.S).group(1)  # type: ignore[union-attr]
+    statements = [s.strip() for s in block.split(";") if s.strip()]
+    assert len(statements) == 6
+    results = [run_readonly(settings.db_url, re.sub(r"--.*\n", "", s)) for s in statements]
+    assert {Path(r[0]).name for r in results[0].rows} == {"eileen.jpg", "pair.jpg", "trio.jpg"}
+    assert {Path(r[0]).name for r in results[1].rows} == {"pair.jpg", "trio.jpg"}
+    assert {(r[1], r[2]) for r in results[2].rows} == {("Susan", 3), ("Mike", 2)}
+    assert {Path(r[0]).name: r[1] for r in results[3].rows} == {"trio.jpg": 1, "carl.jpg": 1}
+    assert results[4].rows == []
+    assert results[5].rows == []  # the faces profile's captions never say "park"
