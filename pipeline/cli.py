@@ -454,4 +454,4 @@ def main() -> None:
         sys.exit(1)
 
 
-from pipeline import cli_models, cli_synth  # noqa: E402,F401  (register `models`, `ask`, `synth`)
+from pipeline import cli_eval, cli_models, cli_synth  # noqa: E402,F401  (register `eval`, `models`, `ask`, `synth`)

@@ -113,6 +113,7 @@ class RecognitionReport:
     roc: list[tuple[float, float]] = field(default_factory=list)  # (false positive rate, true positive rate)
     auc: float | None = None
     failures: list[Failure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # how the runner scored edge cases, for readers
 
     @property
     def best_threshold(self) -> float | None:
@@ -302,6 +303,7 @@ def report_to_json(report: RecognitionReport) -> dict[str, Any]:
         "roc": [[x, y] for x, y in report.roc],
         "n_failures": len(report.failures),
         "failures": [{"path": f.path, "reason": f.reason} for f in report.failures],
+        "notes": list(report.notes),
     }
 
 

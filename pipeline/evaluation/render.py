@@ -41,7 +41,7 @@ def render_table(report: RecognitionReport, top: int = 5) -> Table:
     if report.auc is not None:
         table.add_row("ROC AUC", f"{report.auc:.3f}")
     if report.failures:
-        table.add_row("failed images (not scored)", str(len(report.failures)), style="red")
+        table.add_row("failed images (see the list)", str(len(report.failures)), style="red")
     worst = report.worst_identities(top)
     if worst:
         table.add_section()
