@@ -163,13 +163,18 @@ def people_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--jso
     out.print(table if rows else "nobody enrolled yet: `pipeline enroll --name NAME photo.jpg`")
 
 
+def _people_change(operation: str, *args: str) -> list[int]:
+    """Run ``pipeline.people.<operation>(session, *args)`` in one transaction; returns re-queued ids."""
+    from pipeline import people
+
+    with _session() as session:
+        return list(getattr(people, operation)(session, *args))
+
+
 @people_app.command("rename")
 def people_rename(old: str, new: str) -> None:
     """Rename a person (captions that use the name are redone)."""
-    from pipeline.people import rename
-
-    with _session() as session:
-        ids = rename(session, old, new)
+    ids = _people_change("rename", old, new)
     out.print(f"renamed {old} -> {new}")
     _requeued(ids)
 
@@ -177,10 +182,7 @@ def people_rename(old: str, new: str) -> None:
 @people_app.command("merge")
 def people_merge(source: str, target: str) -> None:
     """Merge SOURCE into TARGET (references and tagged faces move; SOURCE is removed)."""
-    from pipeline.people import merge
-
-    with _session() as session:
-        ids = merge(session, source, target)
+    ids = _people_change("merge", source, target)
     out.print(f"merged {source} into {target}")
     _requeued(ids)
 
@@ -188,10 +190,7 @@ def people_merge(source: str, target: str) -> None:
 @people_app.command("forget")
 def people_forget(name: str) -> None:
     """Forget a person: remove references and embeddings, un-tag their faces."""
-    from pipeline.people import forget
-
-    with _session() as session:
-        ids = forget(session, name)
+    ids = _people_change("forget", name)
     out.print(f"forgot {name}")
     _requeued(ids)
 

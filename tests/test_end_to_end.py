@@ -221,3 +221,19 @@ def test_sample_album_until_idle(tmp_path: Path, env: dict[str, str], data_dir: 
     assert table["eileen-and-grace.jpg"]["caption"] == "Eileen and Grace."
     assert table["grace-sideways.jpg"]["caption"] == "Grace."
     assert table["coffee.jpg"]["caption"] == "No people."
+
+
+def test_people_commands(tmp_path: Path, env: dict[str, str]) -> None:
+    ref = images.save_jpeg(images.astronaut(), tmp_path / "e.jpg")
+    cli("enroll", "--name", "Eileen", str(ref), env=env)
+    assert "updated Eileen" in cli("enroll", "--name", "EILEEN", str(images.save_jpeg(images.flip(images.astronaut()), tmp_path / "f.jpg")), env=env).stdout
+    listed = json.loads(cli("people", "--json", env=env).stdout)
+    assert [(p["name"], p["references"]) for p in listed] == [("Eileen", 2)]
+    cli("people", "rename", "eileen", "Eileen Collins", env=env)
+    cli("enroll", "--name", "Collins", str(ref), env=env)
+    cli("people", "merge", "Collins", "Eileen Collins", env=env)
+    assert [p["name"] for p in json.loads(cli("people", "--json", env=env).stdout)] == ["Eileen Collins"]
+    unknown = cli("people", "forget", "Nobody", env=env, check=False)
+    assert unknown.returncode == 1 and "no person named 'Nobody'" in unknown.stderr
+    cli("people", "forget", "Eileen Collins", env=env)
+    assert json.loads(cli("people", "--json", env=env).stdout) == []
