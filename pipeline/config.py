@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field("auto")
     load_in_8bit: bool = Field(False, description="8-bit LLaVA (needs bitsandbytes and CUDA)")
     max_new_tokens: int = Field(40, ge=1)
+    plvm_max_batch: int = Field(16, ge=1, description="Prompt rows per LLaVA forward/generate batch")
+    reuse_prefix: bool = Field(True, description="Generate caption and answers from one shared prompt-prefix KV cache")
 
     @classmethod
     def settings_customise_sources(

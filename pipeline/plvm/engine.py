@@ -71,7 +71,11 @@ class PlvmEngine:
         load_in_8bit: bool = False,
         max_new_tokens: int = 40,
         max_batch: int = 16,
+        reuse_prefix: bool = True,
     ) -> None:
+        """reuse_prefix: in :meth:`describe`, prefill each photo's shared prompt prefix
+        ([BOS][system][concepts][USER: image]) once and generate the caption and every answer from
+        that KV cache (same greedy output; see :mod:`pipeline.plvm.lvlm`). May be changed at any time."""
         self.sources = sources
         self.random_weights = sources.random_weights
         self.device = resolve_device(device)
@@ -79,6 +83,7 @@ class PlvmEngine:
         self.load_in_8bit = load_in_8bit
         self.max_new_tokens = max_new_tokens
         self.max_batch = max_batch
+        self.reuse_prefix = reuse_prefix
         self._reference_lock = threading.Lock()
         self._lvlm_lock = threading.Lock()
         self._encoder = None
@@ -96,7 +101,10 @@ class PlvmEngine:
             sources = tiny_sources(settings.tiny_bundle, settings.reference_backend)
         else:
             raise PlvmError(f"profile '{settings.profile}' does not use PLVM (expected 'plvm' or 'tiny')")
-        return cls(sources, settings.device, settings.dtype, settings.load_in_8bit, settings.max_new_tokens)
+        return cls(
+            sources, settings.device, settings.dtype, settings.load_in_8bit, settings.max_new_tokens,
+            max_batch=getattr(settings, "plvm_max_batch", 16), reuse_prefix=getattr(settings, "reuse_prefix", True),
+        )  # fmt: skip
 
     # Identity ---------------------------------------------------------------------------------
     @cached_property
@@ -128,20 +136,38 @@ class PlvmEngine:
     # Loading ----------------------------------------------------------------------------------
     def _reference(self) -> tuple[ReferenceEncoder, Aligner]:
         with self._reference_lock:
-            if self._encoder is None:
-                from pipeline.plvm.reference import load_reference_encoder
-
-                folder = resolve_model_dir(self.sources.dinov2, "DINOv2 reference encoder", "PIPELINE_DINOV2_MODEL")
+            if self._aligner is None:
+                encoder = self._reference_encoder()  # first: a missing DINOv2 is reported before the Aligner
                 aligner = load_aligner(
                     self.sources.aligner, config=read_sidecar(self.sources.aligner), map_location=self.device
                 )
-                encoder = load_reference_encoder(folder, self.sources.reference_backend, self.device, self.dtype)
-                if encoder.width != aligner.config.width:
-                    raise PlvmError(
-                        f"reference encoder width {encoder.width} != Aligner input width {aligner.config.width}"
-                    )
-                self._aligner, self._encoder = aligner, encoder
-            return self._encoder, self._aligner
+                _check_widths(encoder, aligner)
+                self._aligner = aligner
+            return self._reference_encoder(), self._aligner
+
+    def _reference_encoder(self) -> ReferenceEncoder:
+        if self._encoder is None:  # caller holds _reference_lock
+            from pipeline.plvm.reference import load_reference_encoder
+
+            folder = resolve_model_dir(self.sources.dinov2, "DINOv2 reference encoder", "PIPELINE_DINOV2_MODEL")
+            self._encoder = load_reference_encoder(folder, self.sources.reference_backend, self.device, self.dtype)
+        return self._encoder
+
+    def load_reference_encoder(self) -> ReferenceEncoder:
+        """The frozen reference encoder (loads it on first use; never reads the Aligner checkpoint).
+        For training code."""
+        with self._reference_lock:
+            return self._reference_encoder()
+
+    def use_aligner(self, aligner: Aligner) -> None:
+        """Make :meth:`encode_references` use ``aligner`` (e.g. one being trained) instead of the
+        checkpoint file. The engine keeps the object, so later updates of its weights are seen.
+
+        Side effect: loads the reference encoder. Raises PlvmError if the widths do not fit.
+        """
+        with self._reference_lock:
+            _check_widths(self._reference_encoder(), aligner)
+            self._aligner = aligner
 
     def load_lvlm(self) -> Lvlm:
         """The loaded :class:`~pipeline.plvm.lvlm.Lvlm` (loads it on first use). For evaluation/training code;
@@ -205,7 +231,7 @@ class PlvmEngine:
             LvlmRequest(image, q, people) for image, people in zip(images, present, strict=True) for q in prompts
         ]
         with self._lvlm_lock:
-            texts = self._lvlm_model().generate(requests, self.max_new_tokens)
+            texts = self._lvlm_model().generate(requests, self.max_new_tokens, reuse_prefix=self.reuse_prefix)
         out = []
         for i in range(len(images)):
             row = texts[i * len(prompts) : (i + 1) * len(prompts)]
@@ -227,6 +253,11 @@ class PlvmEngine:
 
         with self._lvlm_lock:
             return self._lvlm_model().option_loglik(LvlmRequest(image, question, people), options)
+
+
+def _check_widths(encoder: ReferenceEncoder, aligner: Aligner) -> None:
+    if encoder.width != aligner.config.width:
+        raise PlvmError(f"reference encoder width {encoder.width} != Aligner input width {aligner.config.width}")
 
 
 def tiny_sources(bundle: Path | None, reference_backend: str = "transformers") -> PlvmSources:

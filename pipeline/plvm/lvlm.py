@@ -9,15 +9,24 @@ Images: LLaVA-1.5 "pad" (expand to square with the processor's mean colour), the
 PIL backend. Each distinct image object is encoded by the vision tower once per batch and passed
 as ``mm_encoder_outputs``, so asking about n people on one photo costs one vision pass.
 
-Prefix reuse: :class:`EncodedPrompt` records ``prefix_len``, the ids through the image block that
-every question about the same photo and people shares; a KV cache of that prefix could serve all
-of them (not done yet: batches are simply left-padded).
+Prefix reuse (:meth:`Lvlm.generate_tokens`, on by default, ``reuse_prefix=False`` turns it off):
+:class:`EncodedPrompt` records ``prefix_len``, the ids through the image block
+(``[BOS][system][concepts][USER:][image]``) that every prompt about the same photo and people
+shares. Requests with the same photo object and the same prefix ids form a group; each group's
+prefix is prefilled ONCE (groups batched, left-padded) into a ``DynamicCache``, the cache rows are
+repeated for the group's prompts, and generation continues from the cache with only the prompt
+tails (``"\n" question " ASSISTANT:"``) to encode: the image is encoded and attended-in once per
+photo instead of once per prompt. Rows look like ``[pad][prefix][pad][tail]``; position ids count
+real tokens only, so results equal the plain left-padded path (same greedy tokens, logits within
+float tolerance). Single-prompt groups and text-only prompts take the plain path.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +62,15 @@ class EncodedPrompt:
     names: dict[int, str] = field(default_factory=dict)  # concept token id -> display name
 
 
+@dataclass
+class Generated:
+    """Greedy output of one request: new token ids (through EOS or padding) and, when asked for, the
+    float32 (V,) logits of the first generated token with the concept mask applied."""
+
+    ids: list[int]
+    first_logits: torch.Tensor | None = None
+
+
 class _AddBias:
     """LogitsProcessor adding a fixed (B, V) bias (0 / -inf) to each step's scores."""
 
@@ -72,12 +90,15 @@ class Lvlm:
         processor: ProcessorMixin,
         n_soft: int | None = None,
         max_batch: int = 16,
+        reuse_prefix: bool = True,
     ) -> None:
-        """Wrap a loaded model/processor. n_soft: soft tokens per concept (None: from the first concept)."""
+        """Wrap a loaded model/processor. n_soft: soft tokens per concept (None: from the first concept);
+        reuse_prefix: default of :meth:`generate`'s shared-prefix KV reuse."""
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = processor.tokenizer
         self.image_processor = processor.image_processor
         self.max_batch = max_batch
+        self.reuse_prefix = reuse_prefix
         cfg = model.config
         self.hidden_size: int = cfg.text_config.hidden_size
         self.image_token_id: int = cfg.image_token_id
@@ -105,6 +126,7 @@ class Lvlm:
         load_in_8bit: bool = False,
         n_soft: int | None = None,
         max_batch: int = 16,
+        reuse_prefix: bool = True,
     ) -> Lvlm:
         """Load processor + model from a local folder (local_files_only). Side effect: weights to ``device``."""
         from transformers import AutoProcessor, LlavaForConditionalGeneration
@@ -116,7 +138,7 @@ class Lvlm:
         model = LlavaForConditionalGeneration.from_pretrained(folder, **kwargs)
         if not load_in_8bit:
             model = model.to(device)
-        return cls(model, processor, n_soft=n_soft, max_batch=max_batch)
+        return cls(model, processor, n_soft=n_soft, max_batch=max_batch, reuse_prefix=reuse_prefix)
 
     @property
     def device(self) -> torch.device:
@@ -170,6 +192,15 @@ class Lvlm:
             encoded.append(EncodedPrompt(ids, prefix_len, {i: names[i] for i in concept_ids}))
         return encoded
 
+    def encode_images(self, images: Sequence[Image.Image]) -> list[torch.Tensor]:
+        """Photos -> projected image features, one (n_image_tokens, hidden) tensor per photo, in the
+        model's dtype on its device: LLaVA "pad", the image processor, vision tower + projector.
+        The rows that replace the image placeholder tokens (also used by Aligner training)."""
+        squares = [expand_to_square(im, self.pad_fill) for im in images]
+        pixel_values = self.image_processor(images=squares, return_tensors="pt")["pixel_values"]  # (U, 3, S, S)
+        pixel_values = pixel_values.to(self.device, self.model.dtype)
+        return list(self.model.get_image_features(pixel_values=pixel_values, return_dict=True).pooler_output)
+
     def _image_inputs(self, images: Sequence[Image.Image | None]) -> dict[str, Any]:
         """``mm_encoder_outputs`` for rows with an image; each distinct image object encoded once."""
         from transformers.modeling_outputs import BaseModelOutputWithPooling
@@ -182,12 +213,7 @@ class Lvlm:
                 unique.append(im)
         if not unique:
             return {}
-        squares = [expand_to_square(im, self.pad_fill) for im in unique]
-        pixel_values = self.image_processor(images=squares, return_tensors="pt")["pixel_values"]  # (U, 3, S, S)
-        pixel_values = pixel_values.to(self.device, self.model.dtype)
-        features = self.model.get_image_features(
-            pixel_values=pixel_values, return_dict=True
-        ).pooler_output  # U x (N, H)
+        features = self.encode_images(unique)  # U x (N, H)
         rows = [features[index[id(im)]] for im in images if im is not None]
         return {"mm_encoder_outputs": {"image": BaseModelOutputWithPooling(pooler_output=rows)}}
 
@@ -269,10 +295,31 @@ class Lvlm:
 
     # Generation -------------------------------------------------------------------------------
     @torch.inference_mode()
-    def generate(self, requests: Sequence[LvlmRequest], max_new_tokens: int = 40) -> list[str]:
-        """Greedy answers, concept tokens decoded to names; soft/other people's tokens never generated."""
-        from transformers import GenerationConfig, LogitsProcessorList
+    def generate(
+        self, requests: Sequence[LvlmRequest], max_new_tokens: int = 40, reuse_prefix: bool | None = None
+    ) -> list[str]:
+        """Greedy answers, concept tokens decoded to names; soft/other people's tokens never generated.
 
+        reuse_prefix: share one prefilled KV cache per (photo, people) prefix (None: ``self.reuse_prefix``).
+        """
+        encoded = self.prepare(requests)
+        out = self.generate_tokens(requests, max_new_tokens, reuse_prefix, encoded=encoded)
+        return [self.decode(g.ids, e.names) for g, e in zip(out, encoded, strict=True)]
+
+    @torch.inference_mode()
+    def generate_tokens(
+        self,
+        requests: Sequence[LvlmRequest],
+        max_new_tokens: int = 40,
+        reuse_prefix: bool | None = None,
+        first_logits: bool = False,
+        encoded: Sequence[EncodedPrompt] | None = None,
+    ) -> list[Generated]:
+        """Greedy new token ids per request (in order), and with ``first_logits`` the first step's
+        logits (float32 (V,), concept mask applied). ``encoded``: from :meth:`prepare` on these requests."""
+        from transformers import GenerationConfig
+
+        encoded = self.prepare(requests) if encoded is None else encoded
         config = GenerationConfig(
             max_new_tokens=max_new_tokens,
             do_sample=False,
@@ -280,16 +327,69 @@ class Lvlm:
             pad_token_id=self.pad_id,
             eos_token_id=self.tokenizer.eos_token_id,
             bos_token_id=self.tokenizer.bos_token_id,
+            return_dict_in_generate=True,
+            output_logits=first_logits,
         )
-        texts: list[str] = []
-        for chunk, encoded in self._chunks(requests):
-            inputs, _, bias = self._batch(chunk, encoded)
-            out = self.model.generate(
-                **inputs, generation_config=config, logits_processor=LogitsProcessorList([_AddBias(bias)])
-            )
-            new = out[:, inputs["input_ids"].shape[1] :].tolist()  # (b, n_new)
-            texts += [self.decode(ids, e.names) for ids, e in zip(new, encoded, strict=True)]
-        return texts
+        reuse = self.reuse_prefix if reuse_prefix is None else reuse_prefix
+        groups = _prefix_groups(requests, encoded, self.max_batch) if reuse else []
+        grouped = {i for group in groups for i in group}
+        results: list[Generated | None] = [None] * len(requests)
+        plain = [i for i in range(len(requests)) if i not in grouped]
+        for part in chunks(plain, self.max_batch):
+            inputs, _, bias = self._batch([requests[i] for i in part], [encoded[i] for i in part])
+            self._run_generate(part, inputs, {}, bias, config, results)
+        for part in _pack(groups, self.max_batch):
+            self._generate_shared(requests, encoded, part, config, results)
+        return results  # type: ignore[return-value]
+
+    def _generate_shared(
+        self,
+        requests: Sequence[LvlmRequest],
+        encoded: Sequence[EncodedPrompt],
+        groups: Sequence[Sequence[int]],
+        config,
+        results: list,
+    ) -> None:
+        """Prefill each group's prefix once (all groups in one left-padded pass), repeat the cache rows
+        for the group's prompts, and generate from it with only the tails as new input."""
+        heads = [group[0] for group in groups]
+        prefixes = [encoded[h].ids[: encoded[h].prefix_len] for h in heads]
+        p_ids, p_mask, p_pos = left_pad(prefixes, self.pad_id, self.device)  # (G, P)
+        prefill = self.model.model(
+            input_ids=p_ids,
+            attention_mask=p_mask,
+            position_ids=p_pos,
+            use_cache=True,
+            **self._image_inputs([requests[h].image for h in heads]),
+        )
+        cache = prefill.cache if getattr(prefill, "cache", None) is not None else prefill.past_key_values
+        rows = [i for group in groups for i in group]
+        owner = torch.tensor([g for g, group in enumerate(groups) for _ in group], device=self.device)
+        cache.batch_select_indices(owner)  # (G, ...) -> (R, ...): new tensors, one row per prompt
+        tails = [encoded[i].ids[encoded[i].prefix_len :] for i in rows]
+        t_ids, t_mask, _ = left_pad(tails, self.pad_id, self.device)  # (R, T)
+        inputs = {  # [pad][prefix][pad][tail]; generate feeds only the columns after the cache
+            "input_ids": torch.cat([p_ids[owner], t_ids], dim=1),
+            "attention_mask": torch.cat([p_mask[owner], t_mask], dim=1),
+        }
+        bias = self.bank.logit_bias([encoded[i].names.keys() for i in rows], self.device)
+        self._run_generate(rows, inputs, {self._cache_kwarg: cache}, bias, config, results)
+
+    @cached_property
+    def _cache_kwarg(self) -> str:
+        """Name of the KV-cache argument of the model's forward ("cache" in recent transformers)."""
+        return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+
+    def _run_generate(self, rows, inputs, extra: dict, bias: torch.Tensor, config, results: list) -> None:
+        from transformers import LogitsProcessorList
+
+        out = self.model.generate(
+            **inputs, **extra, generation_config=config, logits_processor=LogitsProcessorList([_AddBias(bias)])
+        )
+        new = out.sequences[:, inputs["input_ids"].shape[1] :].tolist()  # (b, n_new)
+        first = (out.logits[0].float() + bias) if out.logits else None  # (b, V)
+        for j, i in enumerate(rows):
+            results[i] = Generated(new[j], first[j].cpu() if first is not None else None)
 
     def decode(self, ids: Sequence[int], names: dict[int, str]) -> str:
         """Generated ids -> text: stop at EOS, drop BOS/pad/image ids, concept tokens -> names."""
@@ -315,6 +415,33 @@ def _add_unique(concepts: dict[str, ConceptEmbedding], person: Person) -> None:
                 raise ValueError(f"two different people share the concept token {concept_token(name)} in one batch")
             return
     concepts[person.name] = person.concept
+
+
+def _prefix_groups(
+    requests: Sequence[LvlmRequest], encoded: Sequence[EncodedPrompt], max_rows: int
+) -> list[list[int]]:
+    """Indices of requests sharing a prefix (same photo object, same prefix ids, non-empty tail), in
+    first-seen order, split into groups of at most ``max_rows``; single-request groups are dropped."""
+    found: dict[tuple, list[int]] = {}
+    for i, (request, e) in enumerate(zip(requests, encoded, strict=True)):
+        if request.image is None or e.prefix_len == 0 or len(e.ids) <= e.prefix_len:
+            continue
+        found.setdefault((id(request.image), tuple(e.ids[: e.prefix_len])), []).append(i)
+    groups = [list(part) for members in found.values() for part in chunks(members, max_rows)]
+    return [g for g in groups if len(g) > 1]
+
+
+def _pack(groups: Sequence[list[int]], max_rows: int) -> list[list[list[int]]]:
+    """Consecutive groups packed into batches of at most ``max_rows`` rows (each group <= max_rows)."""
+    batches: list[list[list[int]]] = []
+    rows = 0
+    for group in groups:
+        if not batches or rows + len(group) > max_rows:
+            batches.append([])
+            rows = 0
+        batches[-1].append(group)
+        rows += len(group)
+    return batches
 
 
 def _count_image_tokens(config, image_processor) -> int:

@@ -15,6 +15,7 @@ loaders, from local folders)::
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -85,12 +86,13 @@ def train_tokenizer(vocab_size: int = 400):
     )
 
 
-def _write_dinov2(folder: Path, seed: int) -> None:
+def _write_dinov2(folder: Path, seed: int, overrides: dict | None = None, preprocessor: dict | None = None) -> None:
     from transformers import Dinov2Config, Dinov2Model
 
     torch.manual_seed(seed)
-    Dinov2Model(Dinov2Config(**DINOV2)).save_pretrained(folder)
-    crop, short = DINOV2_PREPROCESSOR["crop"], DINOV2_PREPROCESSOR["shortest_edge"]
+    Dinov2Model(Dinov2Config(**{**DINOV2, **(overrides or {})})).save_pretrained(folder)
+    sizes = {**DINOV2_PREPROCESSOR, **(preprocessor or {})}
+    crop, short = sizes["crop"], sizes["shortest_edge"]
     preprocessor = {  # the hub's facebook/dinov2-* format
         "image_processor_type": "BitImageProcessor",
         "do_resize": True,
@@ -108,7 +110,7 @@ def _write_dinov2(folder: Path, seed: int) -> None:
     (folder / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2) + "\n")
 
 
-def _write_llava(folder: Path, seed: int) -> None:
+def _write_llava(folder: Path, seed: int, vision: dict | None = None, text: dict | None = None) -> None:
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
@@ -119,10 +121,11 @@ def _write_llava(folder: Path, seed: int) -> None:
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        **TEXT,
+        **{**TEXT, **(text or {})},
     )
+    vision = {**VISION, **(vision or {})}
     config = LlavaConfig(
-        vision_config=CLIPVisionConfig(**VISION),
+        vision_config=CLIPVisionConfig(**vision),
         text_config=text,
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         vision_feature_layer=-2,
@@ -132,29 +135,44 @@ def _write_llava(folder: Path, seed: int) -> None:
     )
     torch.manual_seed(seed + 1)
     LlavaForConditionalGeneration(config).save_pretrained(folder)
-    side = VISION["image_size"]
+    side = vision["image_size"]
     image_processor = CLIPImageProcessorPil(size={"shortest_edge": side}, crop_size={"height": side, "width": side})
     processor = LlavaProcessor(
         image_processor=image_processor,
         tokenizer=tokenizer,
-        patch_size=VISION["patch_size"],
+        patch_size=vision["patch_size"],
         vision_feature_select_strategy="default",
         num_additional_image_tokens=1,
     )
     processor.save_pretrained(folder)
 
 
-def write_tiny_bundle(out_dir: Path, seed: int = 0) -> Path:
+def write_tiny_bundle(
+    out_dir: Path,
+    seed: int = 0,
+    *,
+    dinov2: dict | None = None,
+    dinov2_preprocessor: dict | None = None,
+    vision: dict | None = None,
+    text: dict | None = None,
+    aligner: AlignerConfig | None = None,
+) -> Path:
     """Write the tiny random bundle into ``out_dir`` (created; existing files overwritten); returns it.
 
-    Deterministic for a given seed. Takes about a second on CPU; a few MB on disk.
+    Deterministic for a given seed. Takes about a second on CPU; a few MB on disk. The keyword
+    arguments override entries of :data:`DINOV2`, :data:`DINOV2_PREPROCESSOR`, :data:`VISION`,
+    :data:`TEXT` (config fields, e.g. ``initializer_range``) and the Aligner config (e.g. for the
+    training demo); they are recorded in the manifest under "overrides".
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_dinov2(out_dir / "dinov2", seed)
-    _write_llava(out_dir / "llava", seed)
+    _write_dinov2(out_dir / "dinov2", seed, dinov2, dinov2_preprocessor)
+    _write_llava(out_dir / "llava", seed, vision, text)
+    if aligner is None:  # fit the (possibly resized) frozen models
+        width = {**DINOV2, **(dinov2 or {})}["hidden_size"]
+        aligner = replace(ALIGNER, width=width, out_dim={**TEXT, **(text or {})}["hidden_size"])
     torch.manual_seed(seed + 2)
-    save_aligner(Aligner(ALIGNER), out_dir / "aligner.ckpt")
+    save_aligner(Aligner(aligner), out_dir / "aligner.ckpt")
     manifest = {
         "format": 1,
         "random": True,
@@ -164,5 +182,11 @@ def write_tiny_bundle(out_dir: Path, seed: int = 0) -> Path:
         "aligner": "aligner.ckpt",
         "note": "random weights built from configs; outputs are meaningless",
     }
+    overrides = {"dinov2": dinov2, "dinov2_preprocessor": dinov2_preprocessor, "vision": vision, "text": text}
+    overrides = {k: v for k, v in overrides.items() if v}
+    if aligner != ALIGNER:
+        overrides["aligner"] = aligner.to_dict()
+    if overrides:
+        manifest["overrides"] = overrides
     (out_dir / "bundle.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return out_dir
