@@ -453,4 +453,4 @@ def main() -> None:
         sys.exit(1)
 
 
-from pipeline import cli_eval, cli_models, cli_synth  # noqa: E402,F401  (register `eval`, `models`, `ask`, `synth`)
+from pipeline import cli_eval, cli_models, cli_synth, cli_train  # noqa: E402,F401  (register eval, models, ask, synth, train)

@@ -1,0 +1,73 @@
+"""Frozen features of training images: reference z_ref (DINOv2) and LLaVA image rows.
+
+Both encoders are frozen, so an image's features never change during training: with ``cache``
+each image is decoded and encoded once (z_ref kept as float32 on the CPU, image rows on the
+training device in the LVLM's dtype). Images are decoded like ``pipeline eval recognition`` does
+(:func:`pipeline.photos.decode_photo`: EXIF orientation, RGB).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from pipeline.plvm.lvlm import Lvlm
+    from pipeline.plvm.reference import ReferenceEncoder
+
+MAX_PIXELS = 120_000_000
+
+
+def load_image(path: Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """RGB image, EXIF-oriented. Raises pipeline.photos.PhotoError for unreadable files."""
+    from pipeline.photos import decode_photo
+
+    return decode_photo(Path(path), max_pixels).image
+
+
+class FrozenFeatures:
+    """z_ref and image rows for paths, computed without gradients (optionally cached)."""
+
+    def __init__(self, encoder: ReferenceEncoder, lvlm: Lvlm, device: torch.device, cache: bool = True) -> None:
+        self.encoder = encoder
+        self.lvlm = lvlm
+        self.device = device
+        self.cache = cache
+        self._refs: dict[Path, torch.Tensor] = {}
+        self._images: dict[Path, torch.Tensor] = {}
+
+    def _missing(self, paths: Sequence[Path], store: dict[Path, torch.Tensor]) -> list[Path]:
+        return list(dict.fromkeys(p for p in paths if p not in store))
+
+    @torch.no_grad()
+    def references(self, paths: Sequence[Path]) -> torch.Tensor:
+        """z_ref (B, T, width) float32 on ``device``, one per path (in order)."""
+        store: dict[Path, torch.Tensor] = self._refs if self.cache else {}
+        todo = self._missing(paths, store)
+        if todo:
+            z = self.encoder.encode([load_image(p) for p in todo])  # (U, T, width) float32, CPU
+            store.update(zip(todo, z))
+        return torch.stack([store[p] for p in paths]).to(self.device)
+
+    @torch.no_grad()
+    def images(self, paths: Sequence[Path | None]) -> list[torch.Tensor | None]:
+        """Per path: (n_image_tokens, D) image rows in the LVLM's dtype on its device, or None."""
+        store: dict[Path, torch.Tensor] = self._images if self.cache else {}
+        todo = self._missing([p for p in paths if p is not None], store)
+        if todo:
+            store.update(zip(todo, self.lvlm.encode_images([load_image(p) for p in todo])))
+        return [store[p] if p is not None else None for p in paths]
+
+    def warm(self, references: Sequence[Path], images: Sequence[Path], chunk: int = 32) -> None:
+        """Fill the cache for these paths ahead of training (no-op without ``cache``)."""
+        if not self.cache:
+            return
+        for start in range(0, len(references), chunk):
+            self.references(references[start : start + chunk])
+        for start in range(0, len(images), chunk):
+            self.images(images[start : start + chunk])

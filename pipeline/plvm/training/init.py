@@ -1,0 +1,51 @@
+"""Data-dependent initialisation of a new Aligner (the layout stays the released one).
+
+Frozen reference features are dominated by what all references share: for the tiny random
+DINOv2, 67% of z_ref's variance (97% for the CLS token) is common to every person, so a randomly
+initialised Aligner gives almost the same tokens for everyone and the first hundreds of steps
+only learn a bias. Folding a per-channel standardisation of the training references into the
+Aligner's two input layers (``proj_in`` on every token, ``linear_weight_mapping.0`` on the CLS
+token) makes its outputs depend on the person from step 0. Only weights and biases change.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from pipeline.plvm.aligner import Aligner
+
+
+@torch.no_grad()
+def standardize_inputs(aligner: Aligner, z_ref: torch.Tensor, eps: float = 1e-6) -> None:
+    """Rescale ``aligner``'s input layers in place so that they see (z - mean) / std per channel.
+
+    z_ref: (N, T, width) reference features of the training identities (any device; float).
+    For a Linear y = W x + b this sets W' = W / std (per input channel), b' = b - W' mean.
+    """
+    if z_ref.ndim != 3 or z_ref.shape[-1] != aligner.config.width:
+        raise ValueError(f"z_ref must be (N, T, {aligner.config.width}); got {tuple(z_ref.shape)}")
+    z = z_ref.float()
+    pairs = ((aligner.proj_in, z.reshape(-1, z.shape[-1])), (aligner.linear_weight_mapping[0], z[:, 0]))
+    for layer, x in pairs:
+        mean, std = x.mean(0), x.std(0).clamp_min(eps)  # (width,)
+        weight = layer.weight / std.to(layer.weight)  # (out, width)
+        layer.bias -= weight @ mean.to(weight)
+        layer.weight.copy_(weight)
+
+
+@torch.no_grad()
+def match_output_scale(aligner: Aligner, embedding: torch.Tensor, head: torch.Tensor, z_ref: torch.Tensor) -> None:
+    """Rescale ``aligner``'s outputs in place to the LVLM's own scale: token entries with the spread
+    of its input-embedding rows (``norm_out`` gain, LayerNorm output has unit spread), and lm_weight
+    with the spread of its LM-head rows (last layer of ``linear_weight_mapping``).
+
+    Tokens 10x larger than word embeddings would drown whatever the concept positions gather
+    from the photo in the LVLM's residual stream. embedding/head: (V, D) weights; z_ref as above.
+    """
+    aligner.norm_out.weight.fill_(float(embedding.float().std()))
+    aligner.norm_out.bias.zero_()
+    last = aligner.linear_weight_mapping[-1]
+    current = aligner(z_ref.float().to(last.weight.device))[1].std()
+    scale = float(head.float().std()) / max(float(current), 1e-8)
+    last.weight.mul_(scale)
+    last.bias.mul_(scale)

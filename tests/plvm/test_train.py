@@ -1,0 +1,279 @@
+"""Aligner training: rows and loss masking, resume, checkpoints, a short run that learns, the GPU
+bench's CPU dry run. Offline, CPU."""
+
+from __future__ import annotations
+
+import os
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pipeline.plvm.checkpoint import describe_checkpoint, load_aligner
+from pipeline.plvm.prompts import prompt_segments
+from pipeline.plvm.training.data import NO_ANSWER, YES_ANSWER, ExampleSampler, split_identities
+from pipeline.plvm.training.forward import AnswerLogits
+from pipeline.plvm.training.loss import weighted_answer_loss, yes_no_correct
+from pipeline.plvm.training.rows import IGNORE, RowBuilder
+from pipeline.plvm.training.schedule import lr_factor
+
+ROOT = Path(__file__).resolve().parents[2]
+STEPS = 200  # the short learning run
+
+
+# --- data and rows ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def toy_ids(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from pipeline.toydata import make_toy_identities
+
+    return make_toy_identities(tmp_path_factory.mktemp("toy") / "ids", 6, 4, seed=1, size=64)
+
+
+def test_split_keeps_held_out_data_apart(toy_ids):
+    split = split_identities(toy_ids, 0.34, None, 0.25, seed=0)
+    assert len(split.unseen) == 2 and len(split.train) == 4 and len(split.seen) == 4
+    held = split.held_out_queries
+    for ident in split.train:
+        assert len(ident.queries) == 3 and not {q.resolve() for q in ident.queries} & held
+    named = split_identities(toy_ids, 0.0, ["id_000"], 0.0, seed=0)
+    assert [i.name for i in named.unseen] == ["id_000"] and named.seen == []
+    with pytest.raises(ValueError, match="not in"):
+        split_identities(toy_ids, 0.0, ["nobody"], 0.0, seed=0)
+
+
+def test_sampler_balances_positives_and_negatives(toy_ids):
+    split = split_identities(toy_ids, 0.0, None, 0.0, seed=0)
+    owner = {q: i.name for i in split.train for q in i.queries}
+    refs = {i.reference: i.name for i in split.train}
+    examples = ExampleSampler(split.train, rng=np.random.default_rng(0)).sample(10)
+    assert sum(e.positive for e in examples) == 5
+    for e in examples:
+        assert (owner[e.query] == refs[e.reference]) == e.positive
+        assert e.answer == (YES_ANSWER if e.positive else NO_ANSWER) and "<sks>" in e.question
+
+
+def test_qa_items_become_training_items_without_held_out_data(toy_ids):
+    from pipeline.plvm.training.data import load_qa_examples
+    from pipeline.toydata import make_toy_vqa
+
+    path = make_toy_vqa(toy_ids, per_identity=4, seed=0)
+    items = json.loads(path.read_text())
+    split = split_identities(toy_ids, 0.34, None, 0.25, seed=0)
+    examples = load_qa_examples(path, toy_ids, split)
+    held = split.held_out_queries
+    unseen = {i.name for i in split.unseen}
+    assert examples and len(examples) < len(items)
+    for e in examples:
+        assert e.kind == "qa" and "<sks>" in e.question and e.reference.parent.name not in unseen
+        assert e.query is None or e.query.resolve() not in held
+    kept = [i for i in items if i["ref_img"].split("/")[0] not in unseen
+            and ("query_img" not in i or (toy_ids / i["query_img"]).resolve() not in held)]  # fmt: skip
+    assert [e.answer for e in examples] == [i["multiple_choice"][i["correct_answer"]] for i in kept]
+    sampler = ExampleSampler(split.train, examples, np.random.default_rng(0), qa_fraction=0.5)
+    batch = sampler.sample(40)
+    assert 5 < sum(e.kind == "qa" for e in batch) < 35
+
+
+@pytest.fixture(scope="module")
+def lvlm(tiny_bundle):
+    from pipeline.plvm.engine import PlvmEngine, tiny_sources
+
+    return PlvmEngine(tiny_sources(tiny_bundle), device="cpu", dtype="float32").load_lvlm()
+
+
+def test_rows_use_the_inference_prompt_and_label_only_the_answer(lvlm):
+    builder = RowBuilder(lvlm, n_soft=16, name="sks")
+    row = builder.row("Is <sks> in this photo?", YES_ANSWER, with_image=True)
+    # the prompt part is exactly what inference encodes for the same question and person
+    prompt_ids, _ = lvlm.encode_segments(prompt_segments("Is <sks> in this photo?", ["sks"]))
+    assert list(row.ids[: row.n_prompt]) == prompt_ids
+    assert row.ids[row.n_prompt] == lvlm.yes_id and row.ids[-1] == lvlm.tokenizer.eos_token_id
+    assert builder.ids.concept in row.ids[row.n_prompt :]  # the answer names the person with the token
+
+    no_row = builder.row("Is <sks> in this photo?", NO_ANSWER, True)
+    batch = builder.collate([row, no_row], 3.0, 1.0, torch.device("cpu"))
+    for i, (r, first) in enumerate([(row, lvlm.yes_id), (no_row, lvlm.no_id)]):
+        offset = batch.input_ids.shape[1] - len(r.ids)
+        start = offset + r.n_prompt - 1  # the position that predicts the first answer token
+        targets, weights = batch.targets[i], batch.weights[i]
+        assert (targets[:start] == IGNORE).all() and (weights[:start] == 0).all()  # prompt + padding masked
+        assert (targets[start:-1] != IGNORE).all() and targets[start] == first and targets[-1] == IGNORE
+        assert targets[-2] == lvlm.tokenizer.eos_token_id  # the answer ends with EOS
+        assert int(batch.first_answer[i]) == start
+        assert weights[start] == 3.0 and (weights[start + 1 : -1] == 1.0).all()  # yes/no weight on Yes/No only
+        assert (targets == builder.base_vocab).sum() == 1  # the answer's concept token -> the appended column
+    # concept (system, question, answer) and soft positions are marked for the Aligner's tokens
+    assert (batch.slots == 0).sum() == 2 * 3 and (batch.slots >= 1).sum() == 2 * 16
+
+
+def test_loss_ignores_prompt_tokens_and_weights_yes_no():
+    torch.manual_seed(0)
+    logits = torch.randn(4, 11)
+    targets = torch.tensor([3, 5, 7, 10])
+    ce = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+    out = AnswerLogits(logits, targets, torch.tensor([3.0, 1.0, 1.0, 1.0]), torch.zeros(4, dtype=torch.long),
+                       torch.tensor([True, False, False, False]))  # fmt: skip
+    expected = (3 * ce[0] + ce[1:].sum()) / 6
+    torch.testing.assert_close(weighted_answer_loss(out), expected)
+    assert yes_no_correct(out, yes_id=3, no_id=5) == (int(logits[0, 3] > logits[0, 5]), 1)
+
+
+def test_forward_reaches_the_aligner_outputs_only(lvlm):
+    """Gradients reach the Aligner's tokens and lm_weight, never the frozen model's weights."""
+    from pipeline.plvm.training.forward import answer_logits
+
+    builder = RowBuilder(lvlm, n_soft=16, name="sks")
+    rows = [builder.row("Is <sks> in this photo?", YES_ANSWER, False), builder.row("Who is <sks>?", "<sks> is here.", False)]
+    batch = builder.collate(rows, 3.0, 1.0, torch.device("cpu"))
+    tokens = torch.randn(2, 17, lvlm.hidden_size, requires_grad=True)
+    lm_weight = torch.randn(2, lvlm.hidden_size, requires_grad=True)
+    out = answer_logits(lvlm, batch, tokens, lm_weight, [None, None])
+    assert out.logits.shape == (int((batch.targets != IGNORE).sum()), builder.base_vocab + 1)
+    loss = weighted_answer_loss(out)
+    loss.backward()
+    assert tokens.grad is not None and tokens.grad.abs().sum() > 0 and lm_weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in lvlm.model.parameters())
+    # the appended column is the concept token's logit: final hidden state @ lm_weight
+    with torch.no_grad():
+        scaled = answer_logits(lvlm, batch, tokens, 2 * lm_weight, [None, None])
+    torch.testing.assert_close(scaled.logits[:, :-1], out.logits[:, :-1].detach())
+    torch.testing.assert_close(scaled.logits[:, -1], 2 * out.logits[:, -1].detach(), rtol=1e-4, atol=1e-4)
+
+
+def test_lr_schedule_warms_up_then_decays():
+    f = [lr_factor(s, warmup=4, total=20) for s in range(1, 21)]
+    assert f[:4] == [0.25, 0.5, 0.75, 1.0] and f[-1] == pytest.approx(0.0, abs=1e-12)
+    assert all(a >= b for a, b in zip(f[3:], f[4:]))
+    assert lr_factor(12, 4, 20, "linear") == pytest.approx(0.5)
+
+
+# --- training runs -----------------------------------------------------------------------------
+
+
+def _settings(bundle: Path, tmp: Path):
+    from pipeline.config import Settings
+
+    return Settings(profile="tiny", tiny_bundle=bundle, device="cpu", dtype="float32", data_dir=tmp)
+
+
+@pytest.fixture(scope="module")
+def learnable(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(toy identities, the demo's trainable random bundle), as bench/train_toy.py uses them, smaller."""
+    from pipeline.plvm.training.toy import write_toy_bundle
+    from pipeline.toydata import make_toy_identities, make_toy_vqa
+
+    root = tmp_path_factory.mktemp("learn")
+    data = make_toy_identities(root / "ids", 6, 12, seed=0, size=64)
+    make_toy_vqa(data, per_identity=3, seed=0)  # data/vqa.json, release format (files at the root are ignored)
+    return data, write_toy_bundle(root / "bundle")
+
+
+def _config(data: Path, out: Path, **overrides):
+    from pipeline.plvm.train import TrainConfig
+    from pipeline.plvm.training.toy import TOY_ALIGNER
+
+    base = dict(data_dir=data, out=out, batch_size=8, lr=4e-3, warmup_steps=2, held_out_identities=0.0,
+                held_out_query_fraction=0.0, aligner_sizes=TOY_ALIGNER, other_weight=0.1, progress=False,
+                final_eval=False)  # fmt: skip
+    return TrainConfig(**{**base, **overrides})
+
+
+def test_resume_continues_exactly(learnable, tmp_path):
+    from pipeline.plvm.train import train_aligner
+
+    data, bundle = learnable
+    settings = _settings(bundle, tmp_path)
+    straight = train_aligner(_config(data, tmp_path / "a" / "aligner.ckpt", steps=10), settings)
+    first = train_aligner(_config(data, tmp_path / "b" / "aligner.ckpt", steps=10, stop_after=5), settings)
+    assert (first.first_step, first.last_step) == (1, 5)
+    second = train_aligner(_config(data, tmp_path / "b" / "aligner.ckpt", steps=10, resume=True), settings)
+    assert (second.first_step, second.last_step) == (6, 10)
+    assert second.lrs == pytest.approx(straight.lrs)  # the schedule continues where it stopped
+    assert second.losses == pytest.approx(straight.losses, rel=1e-4, abs=1e-5)
+    a = load_aligner(tmp_path / "a" / "aligner.ckpt").state_dict()
+    b = load_aligner(tmp_path / "b" / "aligner.ckpt").state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("PIPELINE_TRAINING_TEST"),
+    reason="opt-in (PIPELINE_TRAINING_TEST=1): several minutes on 2 cores; bench/train_toy.py is the full proof",
+)
+def test_short_training_learns_and_saves_a_loadable_checkpoint(learnable, tmp_path):
+    from pipeline.plvm.checkpoint import file_sha256
+    from pipeline.plvm.engine import PlvmEngine, tiny_sources
+    from pipeline.plvm.train import train_aligner
+
+    data, bundle = learnable
+    out = tmp_path / "ckpt" / "aligner.ckpt"
+    config = _config(data, out, steps=STEPS, batch_size=12, held_out_query_fraction=0.25, final_eval=True,
+                     warmup_steps=20, save_every=STEPS // 2)  # fmt: skip
+    result = train_aligner(config, _settings(bundle, tmp_path))
+    losses = np.array(result.losses)
+    k = len(losses) // 5
+    assert losses[-k:].mean() < 0.7 * losses[:k].mean(), losses
+    seen = result.final_eval("seen")
+    assert seen is not None and seen.n_identities == 6 and seen.n_queries == 18
+    assert seen.weighted_accuracy >= 0.7, seen
+
+    info = describe_checkpoint(out)  # what `pipeline models verify-aligner` prints; strict load
+    assert info["config_source"] == "sidecar" and info["config"]["out_dim"] == 256
+    aligner = load_aligner(out)  # the plvm profile's loader, unchanged
+    assert aligner.config.n_queries == 17
+    state = torch.load(out.with_name(out.name + ".train-state.pt"), weights_only=True)
+    assert state["step"] == STEPS and "optimizer" in state and len(state["history"]["losses"]) == STEPS
+    # the engine loads the checkpoint like any other
+    engine = PlvmEngine(replace(tiny_sources(bundle), aligner=out), device="cpu", dtype="float32")
+    concept = engine.encode_references([Image.open(data / "id_000" / "ref_img.png")])
+    assert concept.tokens.shape == (17, 256) and engine.model_version.endswith(file_sha256(out)[:8])
+
+
+def test_cli_train_registers_and_runs(learnable, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import pipeline.cli_train  # noqa: F401  (registers `train` on the app)
+    from pipeline.cli import app
+    from pipeline.config import get_settings
+
+    data, bundle = learnable
+    monkeypatch.setenv("PIPELINE_PROFILE", "tiny")
+    monkeypatch.setenv("PIPELINE_TINY_BUNDLE", str(bundle))
+    monkeypatch.setenv("PIPELINE_DEVICE", "cpu")
+    monkeypatch.setenv("PIPELINE_DATA_DIR", str(tmp_path / "dd"))
+    get_settings.cache_clear()
+    out = tmp_path / "cli" / "aligner.ckpt"
+    report = tmp_path / "cli" / "report.json"
+    args = ["train", "--data", str(data), "--out", str(out), "--steps", "3", "--batch-size", "4",
+            "--held-out-identities", "0.34", "--held-out-queries", "0.2", "--aligner-sizes", json.dumps({"depth": 1}),
+            "--qa", str(data / "vqa.json"), "--report", str(report)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and "checkpoint" in result.output
+    figures = json.loads(report.read_text())
+    assert figures["last_step"] == 3 and len(figures["losses"]) == 3
+    assert {e["split"] for e in figures["evals"]} == {"seen", "unseen"}
+    assert all(not (isinstance(v, float) and math.isnan(v)) for v in figures["losses"])
+
+
+def test_gpu_bench_parses_and_dry_runs_on_cpu(capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_train", ROOT / "bench" / "gpu_train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit) as exit_info:
+        module.parse_args(["--help"])
+    assert exit_info.value.code == 0 and "--dry-run-cpu-tiny" in capsys.readouterr().out
+    figures = module.main(["--dry-run-cpu-tiny", "--steps", "4", "--batch-size", "2", "--warmup-steps", "1",
+                           "--identities", "4", "--queries", "2", "--quiet"])  # fmt: skip
+    assert figures["steps_timed"] == 3 and figures["tokens_per_s"] > 0 and figures["peak_gpu_memory_gib"] is None
