@@ -31,8 +31,9 @@ class TrainConfig:
             tokens / of every other answer token (prompt tokens always weigh 0).
     Model:
         aligner_sizes: AlignerConfig fields other than width/out_dim (defaults: the release's).
-        standardize_init: fold the training references' per-channel feature statistics into a NEW
-            Aligner's input layers (:mod:`pipeline.plvm.training.init`).
+        data_init: data-dependent initialisation of a NEW Aligner (:mod:`pipeline.plvm.training.init`):
+            input layers standardise the training references' features, outputs start at the
+            LVLM's embedding / LM-head scale.
         init_from: start from this Aligner checkpoint instead of a random Aligner.
         resume: continue from ``<out>.train-state.pt`` (and ``out``) if it exists.
         device/dtype: as in Settings ("auto"); None: the settings' values. ``precision``: autocast
@@ -73,7 +74,7 @@ class TrainConfig:
     resume: bool = False
     init_from: Path | None = None
     aligner_sizes: dict[str, int] = field(default_factory=dict)
-    standardize_init: bool = True
+    data_init: bool = True
     gradient_checkpointing: bool = False
     cache_features: bool = True
     stop_after: int | None = None

@@ -28,7 +28,7 @@ from pipeline.plvm.training.data import ExampleSampler, Split, load_qa_examples,
 from pipeline.plvm.training.evaluate import evaluate_heldout, prepare_eval_folders
 from pipeline.plvm.training.features import FrozenFeatures
 from pipeline.plvm.training.forward import answer_logits
-from pipeline.plvm.training.init import match_output_scale, standardize_inputs
+from pipeline.plvm.training.init import initialise_from_data
 from pipeline.plvm.training.loss import weighted_answer_loss, yes_no_correct
 from pipeline.plvm.training.rows import RowBuilder
 from pipeline.plvm.training.schedule import make_scheduler
@@ -132,17 +132,9 @@ class _Trainer:
         else:
             self.aligner = build_aligner(config, models.encoder.width, lvlm.hidden_size)
         self.features = FrozenFeatures(models.encoder, lvlm, self.device, cache=config.cache_features)
-        if saved is None and config.init_from is None and config.standardize_init:
+        if saved is None and config.init_from is None and config.data_init:
             z_ref = self.features.references([i.reference for i in self.split.train]).cpu()  # (N, T, width)
-            standardize_inputs(self.aligner, z_ref)
-            model = lvlm.model
-            vocab = lvlm.bank.base_vocab
-            match_output_scale(
-                self.aligner,
-                model.get_input_embeddings().weight[:vocab],
-                model.get_output_embeddings().weight[:vocab],
-                z_ref,
-            )
+            initialise_from_data(self.aligner, z_ref, lvlm)
         self.aligner.to(self.device)
         if models.engine is not None:
             models.engine.use_aligner(self.aligner)
