@@ -405,11 +405,10 @@ def search(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Full-text search over captions."""
-    from pipeline.db import get_engine
+    from pipeline.db import ensure_schema, get_engine
     from pipeline.search import search_captions
 
-    with _session():
-        pass
+    ensure_schema()
     try:
         hits = search_captions(get_engine(), text, limit)
     except ValueError as exc:

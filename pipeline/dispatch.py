@@ -14,7 +14,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import or_, update
 from sqlmodel import select
 
 from pipeline.broker import GPU_QUEUE, queue_length
@@ -128,7 +128,7 @@ def sweep(settings: Settings, dispatcher: Dispatcher, db_url: str | None = None)
                 session.exec(
                     select(Photo.id).where(
                         Photo.state == "queued",
-                        or_(Photo.queued_at.is_(None), and_(Photo.queued_at < cutoff)),  # type: ignore[union-attr,operator]
+                        or_(Photo.queued_at.is_(None), Photo.queued_at < cutoff),  # type: ignore[union-attr,operator]
                     ).order_by(Photo.id)
                 ).all()
             )

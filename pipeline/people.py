@@ -7,7 +7,6 @@ uses the stored face embeddings (no detector runs again).
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,7 +200,7 @@ def requeue_affected(session: Session, person_ids: set[int], include_unknown: bo
         .where(Photo.id.in_(photo_ids), Photo.state == "done")  # type: ignore[union-attr]
         .values(state="queued", work="rematch", queued_at=utcnow(), attempts=0, error=None)
     )
-    return [pid for pid in photo_ids if session.get(Photo, pid) and session.get(Photo, pid).state == "queued"]  # type: ignore[union-attr]
+    return list(session.exec(select(Photo.id).where(Photo.id.in_(photo_ids), Photo.state == "queued").order_by(Photo.id)).all())  # type: ignore[union-attr,arg-type]
 
 
 def rename(session: Session, old: str, new: str) -> list[int]:
@@ -236,8 +235,7 @@ def merge(session: Session, source: str, target: str) -> list[int]:
     session.flush()
     session.delete(src)
     session.flush()
-    settings_concepts = session.exec(select(Concept).where(Concept.person_id == dst.id)).all()
-    for concept in settings_concepts:  # stale: the target now has more references
+    for concept in session.exec(select(Concept).where(Concept.person_id == dst.id)).all():  # stale: more references now
         session.delete(concept)
     _record(session, "merge", dst.id, f"{source} -> {target}")
     session.flush()
@@ -280,9 +278,6 @@ def list_people(session: Session) -> list[dict[str, object]]:
         for p in session.exec(select(Person).order_by(Person.name_key)).all()
     ]
 
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def correct_face(session: Session, face_id: int, name: str | None = None, not_name: str | None = None) -> list[int]:

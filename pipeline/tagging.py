@@ -116,8 +116,8 @@ def _load_item(session: Session, photo: Photo, settings: Settings, profile: Prof
 
     assert photo.id is not None
     item = Item(photo_id=photo.id, path=photo.path, work=photo.work)
-    stored = session.exec(select(Face).where(Face.photo_id == photo.id).order_by(Face.idx)).all()
     rematch = photo.work == "rematch" and photo.width is not None
+    stored = session.exec(select(Face).where(Face.photo_id == photo.id).order_by(Face.idx)).all() if rematch else []
     if rematch and not wants_pixels:
         item.faces = [_face_from_row(f, embedding_from_bytes(f.embedding)) for f in stored]
         return item

@@ -44,6 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import sample
+
 Box = tuple[int, int, int, int]
 
 #: Face boxes (x, y, w, h) in pixels of the unedited photos, rounded from YuNet's output.
@@ -51,28 +53,17 @@ ASTRONAUT_FACE: Box = (178, 63, 90, 114)
 GRACE_HOPPER_FACE: Box = (183, 120, 170, 213)
 
 
+# The photos come from pipeline.sample (the demo album uses the same loaders); cached here.
+_astronaut = lru_cache(maxsize=None)(sample.astronaut)
+_grace_hopper = lru_cache(maxsize=None)(sample.grace_hopper)
+_coffee = lru_cache(maxsize=None)(sample.no_face)
+
+
 @lru_cache(maxsize=None)
-def _astronaut() -> np.ndarray:
+def _camera() -> np.ndarray:
     from skimage import data
 
-    return np.ascontiguousarray(data.astronaut()[:, :, :3])
-
-
-@lru_cache(maxsize=None)
-def _grace_hopper() -> np.ndarray:
-    from matplotlib import cbook
-    from PIL import Image
-
-    path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
-
-
-@lru_cache(maxsize=None)
-def _coffee() -> np.ndarray:
-    from skimage import data
-
-    return np.ascontiguousarray(data.coffee()[:, :, :3])
+    return np.stack([data.camera()] * 3, axis=-1)
 
 
 def astronaut() -> np.ndarray:
@@ -83,6 +74,11 @@ def astronaut() -> np.ndarray:
 def grace_hopper() -> np.ndarray:
     """Grace Hopper, (600, 512, 3); one face at :data:`GRACE_HOPPER_FACE`."""
     return _grace_hopper().copy()
+
+
+def camera() -> np.ndarray:
+    """scikit-image's cameraman (grey, as RGB), (512, 512, 3): a third person, one face."""
+    return _camera().copy()
 
 
 def no_face() -> np.ndarray:

@@ -21,12 +21,6 @@ from tests.conftest import PIPELINE, cli, copy_slowly, wait_for
 pytestmark = pytest.mark.slow
 
 
-def _camera():  # type: ignore[no-untyped-def]
-    import numpy as np
-    from skimage import data
-
-    return np.stack([data.camera()] * 3, axis=-1)
-
 
 def _rows(data_dir: Path, sql: str) -> list[tuple]:  # type: ignore[type-arg]
     from pipeline.db import make_engine
@@ -72,7 +66,7 @@ def env(tmp_path: Path, data_dir: Path) -> dict[str, str]:
 
 
 def test_enroll_run_and_query(tmp_path: Path, env: dict[str, str], data_dir: Path) -> None:
-    a, g, c = images.astronaut(), images.grace_hopper(), _camera()
+    a, g, c = images.astronaut(), images.grace_hopper(), images.camera()
     refs = tmp_path / "refs"
     eileen_ref = images.save_jpeg(images.crop_around_face(a, images.ASTRONAUT_FACE, 0.5), refs / "eileen.jpg")
     grace_ref = images.save_jpeg(images.crop_around_face(g, images.GRACE_HOPPER_FACE, 0.5), refs / "grace.jpg")

@@ -16,18 +16,12 @@ from pipeline.tagging import claim, process_photos
 from tests import images
 
 
-def _camera():  # type: ignore[no-untyped-def]
-    import numpy as np
-    from skimage import data
-
-    return np.stack([data.camera()] * 3, axis=-1)
-
 
 @pytest.fixture
 def album(tmp_path: Path, data_dir: Path) -> dict[str, Path]:
     upgrade()
     folder = tmp_path / "album"
-    a, g, c = images.astronaut(), images.grace_hopper(), _camera()
+    a, g, c = images.astronaut(), images.grace_hopper(), images.camera()
     files = {
         "eileen": images.save_jpeg(a, folder / "eileen.jpg"),
         "grace": images.save_jpeg(images.flip(g), folder / "grace.jpg"),
