@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -144,6 +145,12 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120, che
     if check and proc.returncode != 0:
         raise AssertionError(f"pipeline {' '.join(args)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc
+
+
+def flat(text: str) -> str:
+    """``text`` with rich's box drawing removed and all whitespace runs as one space (error
+    panels wrap long paths at the terminal width)."""
+    return " ".join(re.sub("[\u2500-\u257f]", " ", text).split())
 
 
 def copy_slowly(src: Path, dst: Path, chunks: int = 5, pause: float = 0.3) -> None:

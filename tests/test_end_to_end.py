@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from tests import images
-from tests.conftest import PIPELINE, cli, copy_slowly, wait_for
+from tests.conftest import PIPELINE, cli, copy_slowly, flat, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -164,7 +164,7 @@ def test_enroll_run_and_query(tmp_path: Path, env: dict[str, str], data_dir: Pat
 
         # A second `pipeline run` on the same data directory is refused, clearly.
         second = cli("run", str(album), env=env, check=False, timeout=60)
-        assert second.returncode == 1 and "already using" in second.stderr
+        assert second.returncode == 1 and "already using" in flat(second.stderr)
 
         children = psutil.Process(run.pid).children(recursive=True)
         assert any("celery" in " ".join(p.cmdline()) for p in children)
@@ -186,21 +186,21 @@ def test_sql_refuses_writes(env: dict[str, str], data_dir: Path) -> None:
     ):
         proc = cli("sql", statement, env=env, check=False)
         assert proc.returncode == 1, statement
-        assert "read-only" in proc.stderr, proc.stderr
+        assert "read-only" in flat(proc.stderr), proc.stderr
     assert _rows(data_dir, "SELECT count(*) FROM people") == [(0,)]
     ok = cli("sql", "--csv", "SELECT count(*) AS n FROM photos", env=env)
     assert ok.stdout.splitlines() == ["n", "0"]
     bad = cli("sql", "SELEC nonsense", env=env, check=False)
-    assert bad.returncode == 1 and "error" in bad.stderr
+    assert bad.returncode == 1 and "error" in flat(bad.stderr)
 
 
 def test_cli_reports_bad_arguments(env: dict[str, str], tmp_path: Path) -> None:
     missing = cli("enroll", "--name", "X", str(tmp_path / "nope.jpg"), env=env, check=False)
-    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    assert missing.returncode == 2 and "does not exist" in flat(missing.stderr)
     profile = cli("--profile", "nonsense", "status", env=env, check=False)
-    assert profile.returncode == 2 and "unknown profile" in profile.stderr
+    assert profile.returncode == 2 and "unknown profile" in flat(profile.stderr)
     no_folder = cli("run", str(tmp_path / "nowhere"), env=env, check=False)
-    assert no_folder.returncode == 1 and "not a folder" in no_folder.stderr
+    assert no_folder.returncode == 1 and "not a folder" in flat(no_folder.stderr)
 
 
 def test_sample_album_until_idle(tmp_path: Path, env: dict[str, str], data_dir: Path) -> None:
@@ -228,6 +228,6 @@ def test_people_commands(tmp_path: Path, env: dict[str, str]) -> None:
     cli("people", "merge", "Collins", "Eileen Collins", env=env)
     assert [p["name"] for p in json.loads(cli("people", "--json", env=env).stdout)] == ["Eileen Collins"]
     unknown = cli("people", "forget", "Nobody", env=env, check=False)
-    assert unknown.returncode == 1 and "no person named 'Nobody'" in unknown.stderr
+    assert unknown.returncode == 1 and "no person named 'Nobody'" in flat(unknown.stderr)
     cli("people", "forget", "Eileen Collins", env=env)
     assert json.loads(cli("people", "--json", env=env).stdout) == []

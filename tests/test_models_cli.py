@@ -9,7 +9,7 @@ import torch
 
 from pipeline.plvm.aligner import Aligner
 from pipeline.plvm.checkpoint import save_aligner
-from tests.conftest import cli
+from tests.conftest import cli, flat
 
 
 def test_verify_aligner_released_size_and_errors(tmp_path: Path, data_dir: Path) -> None:
@@ -25,7 +25,7 @@ def test_verify_aligner_released_size_and_errors(tmp_path: Path, data_dir: Path)
     torch.save(state, broken)
     bad = cli("models", "verify-aligner", str(broken), check=False)
     assert bad.returncode == 1
-    assert "norm_out.bias" in bad.stderr and "proj_in.weight" in bad.stderr, bad.stderr
+    assert "norm_out.bias" in flat(bad.stderr) and "proj_in.weight" in flat(bad.stderr), bad.stderr
 
 
 def test_models_check_lists_missing_weights(data_dir: Path) -> None:
