@@ -239,8 +239,7 @@ def watch(folders: Annotated[list[Path], typer.Argument(help="Folders to watch")
     from pipeline.broker import resolve_broker_url
     from pipeline.db import ensure_schema
     from pipeline.dispatch import Dispatcher, Sweeper, send_all_queued
-    from pipeline.ingest import Ingestor
-    from pipeline.watcher import FolderWatcher
+    from pipeline.ingest import Ingestor, make_watcher
 
     s = settings()
     chosen = [f.expanduser().resolve() for f in folders] or s.watch
@@ -256,10 +255,7 @@ def watch(folders: Annotated[list[Path], typer.Argument(help="Folders to watch")
     dispatcher = Dispatcher(broker or s.broker_url, s)
     send_all_queued(s, dispatcher)
     ingestor = Ingestor(dispatcher)
-    watcher = FolderWatcher(
-        chosen, on_ready=ingestor.file_ready, on_deleted=ingestor.file_deleted, on_rescan=ingestor.rescan_done,
-        polling=s.polling, poll_interval=s.poll_interval, settle_seconds=s.settle_seconds, rescan_interval=s.rescan_interval,
-    )  # fmt: skip
+    watcher = make_watcher(chosen, ingestor, s)
     sweeper = Sweeper(s, dispatcher)
     stop = threading.Event()
     import signal

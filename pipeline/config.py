@@ -71,7 +71,10 @@ class Settings(BaseSettings):
     watch: list[Path] = Field(default_factory=list, description="Folders to watch")
     polling: bool = Field(False, description="Use the polling observer (network shares, Docker Desktop)")
     poll_interval: float = Field(5.0, description="Polling observer interval, seconds")
-    settle_seconds: float = Field(1.0, description="A file must keep size and mtime this long")
+    settle_seconds: float = Field(1.0, ge=0, description="A file must keep size and mtime this long")
+    confirm_seconds: float = Field(
+        0.2, ge=0, description="Enough quiet time for a file closed by its writer whose format looks complete"
+    )
     rescan_interval: float = Field(300.0, description="Full rescan period, seconds (0 = only at start)")
     sweep_interval: float = Field(10.0, description="How often stuck photos are re-sent, seconds")
     resend_after: float = Field(30.0, description="A photo queued this long without a worker is re-sent, seconds")
@@ -91,6 +94,7 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(120_000_000, description="Decompression-bomb guard, pixels")
     task_soft_time_limit: int = Field(1500, description="Seconds")
     task_time_limit: int = Field(1800, description="Seconds")
+    warm_up: bool = Field(True, description="Workers load their models at start, not on the first photo")
 
     # PLVM weights (ids on the hub or local folders)
     dinov2_model: str = Field("facebook/dinov2-base")

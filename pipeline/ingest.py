@@ -15,7 +15,9 @@ from typing import Protocol
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from pipeline.config import Settings
 from pipeline.models import Photo, utcnow
+from pipeline.watcher import FolderWatcher
 
 log = logging.getLogger(__name__)
 
@@ -143,3 +145,12 @@ class Ingestor:
                     marked += 1
             session.commit()
         return marked
+
+
+def make_watcher(folders: list[Path], ingestor: Ingestor, settings: Settings) -> FolderWatcher:
+    """A (not yet started) watcher on ``folders`` that feeds ``ingestor``, timed by ``settings``."""
+    return FolderWatcher(
+        folders, on_ready=ingestor.file_ready, on_deleted=ingestor.file_deleted, on_rescan=ingestor.rescan_done,
+        polling=settings.polling, poll_interval=settings.poll_interval, settle_seconds=settings.settle_seconds,
+        confirm_seconds=settings.confirm_seconds, rescan_interval=settings.rescan_interval,
+    )  # fmt: skip

@@ -160,9 +160,8 @@ def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) 
     from pipeline.broker import broker_reachable, start_embedded_redis
     from pipeline.db import ensure_schema
     from pipeline.dispatch import Dispatcher, Sweeper, send_all_queued
-    from pipeline.ingest import Ingestor
+    from pipeline.ingest import Ingestor, make_watcher
     from pipeline.progress import ProgressReporter
-    from pipeline.watcher import FolderWatcher
 
     for folder in options.folders:
         if not folder.is_dir():
@@ -196,11 +195,7 @@ def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) 
         if sent:
             report(f"re-sent {sent} photo(s) left queued by an earlier run")
         ingestor = Ingestor(dispatcher, settings.db_url)
-        watcher = FolderWatcher(
-            options.folders, on_ready=ingestor.file_ready, on_deleted=ingestor.file_deleted,
-            on_rescan=ingestor.rescan_done, polling=settings.polling, poll_interval=settings.poll_interval,
-            settle_seconds=settings.settle_seconds, rescan_interval=settings.rescan_interval,
-        )  # fmt: skip
+        watcher = make_watcher(options.folders, ingestor, settings)
         watcher.start()
         sweeper = Sweeper(settings, dispatcher, settings.db_url)
         sweeper.start()

@@ -279,6 +279,16 @@ def _process_chunk(session: Session, photos: list[Photo], settings: Settings, pr
             outcome.skipped.append(it.photo_id)
 
 
+def warm_up(settings: Settings) -> None:
+    """Load the face model and the configured profile's models in this process now, so the first
+    photo is tagged as fast as the rest. Side effects: reads model files (seconds to minutes for
+    PLVM); failures raise, and the first task reports them again with the photo."""
+    from pipeline.faces import get_face_model
+
+    get_face_model().warm_up()  # every profile detects faces
+    get_profile(settings).warm_up()
+
+
 def process_photos(photo_ids: list[int], task_id: str, settings: Settings, db_url: str | None = None) -> Outcome:
     """Tag or re-match these photos (a worker task's body). Side effects: database writes only.
 

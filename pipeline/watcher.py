@@ -12,10 +12,15 @@ watchdog events and periodic full rescans feed one *stabilizer*; callbacks run o
 A file is *ready* when two stats at least ``settle_seconds`` apart, both taken after its last
 event, agree on (size, mtime_ns). Events are coalesced: a file being written is stat'ed about
 once per ``settle_seconds``, so it is reported between 1x and 2x ``settle_seconds`` after its last
-write. An inotify close-after-write (``on_closed``) fast-tracks it: the first of the two stats is
-taken at once, so it is reported ``settle_seconds`` after the close. A writer that pauses for
-longer than ``settle_seconds`` can be reported early; its next write makes the file pending again
-and it is reported once more (with the new size).
+write. A writer that pauses for longer than ``settle_seconds`` can be reported early; its next
+write makes the file pending again and it is reported once more (with the new size).
+
+Fast track: when the writer closed the file (inotify close-after-write, ``on_closed``) or it was
+renamed into place (the sync tools' atomic pattern), and the file ends where its format says it
+ends (:func:`pipeline.file_complete.looks_complete`: JPEG end marker, PNG ``IEND``, WebP/HEIF
+container sizes), one confirming stat ``confirm_seconds`` later is enough. A writer that closes
+and reopens the file per chunk leaves a truncated file at each close, which fails the format
+check and waits the full ``settle_seconds``.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserverVFS
 
+from pipeline.file_complete import looks_complete
 from pipeline.photos import IMAGE_SUFFIXES, is_candidate, is_ignored_name
 
 logger = logging.getLogger(__name__)
@@ -61,7 +67,7 @@ _Sig = tuple[int, int]  # (size in bytes, st_mtime_ns) of a file
 _EVENT_KINDS: dict[type[FileSystemEvent], str] = {
     FileCreatedEvent: "changed",
     FileModifiedEvent: "changed",
-    FileAttribEvent: "changed",
+    FileAttribEvent: "attrib",
     FileClosedEvent: "closed",
     FileDeletedEvent: "deleted",
     FileMovedEvent: "moved",
@@ -94,6 +100,7 @@ class _Pending:
     due: float = 0.0  # next stat, monotonic
     sig: _Sig | None = None  # previous stat
     sampled_at: float = float("-inf")
+    closed: bool = False  # the writer closed it (or it was renamed into place) after its last write
 
 
 @dataclass
@@ -145,6 +152,7 @@ class FolderWatcher:
         polling: bool = False,
         poll_interval: float = 5.0,
         settle_seconds: float = 1.0,
+        confirm_seconds: float = 0.2,
         rescan_interval: float = 300.0,
     ) -> None:
         """Configure only; :meth:`start` does the work. Times are in seconds.
@@ -152,15 +160,17 @@ class FolderWatcher:
         ``polling``: use watchdog's polling observer, a snapshot every ``poll_interval`` (network
         shares, Docker Desktop); otherwise the native observer, falling back to polling when the
         inotify limits are exhausted. Neither observer follows symlinks; rescans do.
+        ``confirm_seconds``: the quiet time that suffices for a closed (or renamed-in) file whose
+        format looks complete (capped at ``settle_seconds``); see the module docstring.
         ``rescan_interval``: full walk period (0 = only at start). Nested folders are merged into
         their outermost folder.
         """
         if not folders:
             raise ValueError("FolderWatcher needs at least one folder to watch")
-        if settle_seconds < 0 or poll_interval <= 0 or rescan_interval < 0:
+        if settle_seconds < 0 or confirm_seconds < 0 or poll_interval <= 0 or rescan_interval < 0:
             raise ValueError(
-                "settle_seconds and rescan_interval must be >= 0 and poll_interval > 0 "
-                f"(got {settle_seconds}, {rescan_interval}, {poll_interval})"
+                "settle_seconds, confirm_seconds and rescan_interval must be >= 0 and poll_interval > 0 "
+                f"(got {settle_seconds}, {confirm_seconds}, {rescan_interval}, {poll_interval})"
             )
         resolved = sorted({Path(f).expanduser().resolve() for f in folders}, key=lambda p: len(p.parts))
         self.folders: list[Path] = []
@@ -175,6 +185,7 @@ class FolderWatcher:
         self._polling = polling
         self._poll_interval = poll_interval
         self._settle = settle_seconds
+        self._confirm = min(confirm_seconds, settle_seconds)
         self._rescan_interval = rescan_interval
 
         self._inbox: queue.Queue[Any] = queue.Queue()
@@ -403,14 +414,14 @@ class FolderWatcher:
 
     def _handle(self, item: _Item) -> None:
         kind = item.kind
-        if kind in ("changed", "closed"):
-            self._touch(item.path, item.t, closed=kind == "closed")
+        if kind in ("changed", "closed", "attrib"):
+            self._touch(item.path, item.t, kind)
         elif kind == "deleted":
             self._gone(item.path)
         elif kind == "moved":
             self._gone(item.path)
             if item.dest is not None:
-                self._touch(item.dest, item.t)
+                self._touch(item.dest, item.t, "closed")  # renamed into place: written elsewhere
         elif kind == "dir_created":
             self._request_walk(item.path)
         elif kind == "dir_deleted":
@@ -432,19 +443,24 @@ class FolderWatcher:
         entry.due = due
         heapq.heappush(self._heap, (due, next(self._seq), path))
 
-    def _touch(self, path: Path, t: float, *, closed: bool = False) -> None:
-        """An event says ``path`` changed (``closed``: its writer closed it)."""
+    def _touch(self, path: Path, t: float, kind: str) -> None:
+        """An event says ``path`` changed: ``kind`` is "changed" (content), "attrib" (metadata
+        only) or "closed" (its writer closed it, or it was renamed into place)."""
         root = self._root_of(path)
         if root is None or not is_candidate(path, root):
             return
+        closed = kind == "closed"
         entry = self._pending.get(path)
         if entry is None:
-            self._pending[path] = entry = _Pending(last_event=t)
+            self._pending[path] = entry = _Pending(last_event=t, closed=closed)
             self._schedule(path, entry, time.monotonic())  # first stat now
             return
         entry.last_event = max(entry.last_event, t)  # coalesced: the scheduled stat will see it
         if closed:
+            entry.closed = True
             self._schedule(path, entry, time.monotonic())  # fast track: first stat now
+        elif kind == "changed":
+            entry.closed = False  # written again after a close
 
     def _check_due(self, now: float) -> None:
         while self._heap and self._heap[0][0] <= now:
@@ -468,12 +484,13 @@ class FolderWatcher:
             return
         sig = (st.st_size, st.st_mtime_ns)
         no_event_since = entry.last_event <= entry.sampled_at
-        if sig == entry.sig and no_event_since and now - entry.sampled_at >= self._settle - 1e-6:
+        quiet = self._confirm if entry.closed and looks_complete(path) else self._settle
+        if sig == entry.sig and no_event_since and now - entry.sampled_at >= quiet - 1e-6:
             del self._pending[path]
             self._ready(path, sig, now)
             return
         entry.sig, entry.sampled_at = sig, now
-        self._schedule(path, entry, now + self._settle)
+        self._schedule(path, entry, now + quiet)
 
     def _ready(self, path: Path, sig: _Sig, now: float) -> None:
         known = self._known.get(path)

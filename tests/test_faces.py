@@ -239,6 +239,30 @@ def test_loads_once_under_concurrent_use(monkeypatch: pytest.MonkeyPatch) -> Non
         np.testing.assert_array_equal(result[1].embedding, results[0][1].embedding)
 
 
+def test_warm_up_beside_the_first_photo_loads_once_and_changes_no_result(
+    model: FaceModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker warms up in a thread while its first task may already run."""
+    photo = images.side_by_side(images.astronaut(), images.grace_hopper())
+    expected = model.detect(photo)  # a model that never warmed up
+    calls: list[int] = []
+    real_open = faces_module._open
+    monkeypatch.setattr(faces_module, "_open", lambda *a, **k: calls.append(1) or real_open(*a, **k))
+    fresh = FaceModel()
+    results: list[list[DetectedFace]] = []
+    threads = [threading.Thread(target=fresh.warm_up), threading.Thread(target=lambda: results.append(fresh.detect(photo)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    fresh.warm_up()  # a second call does nothing more
+    assert calls == [1] and fresh.loaded and fresh._warm
+    [found] = results
+    assert [f.box for f in found] == [f.box for f in expected]
+    for got, want in zip(found, expected):
+        np.testing.assert_array_equal(got.embedding, want.embedding)
+
+
 def _child(model: FaceModel, queue) -> None:  # runs in a forked process
     before = model.loaded
     found = model.detect(images.astronaut())

@@ -91,3 +91,5 @@ def test_watch_worker_flower_on_postgres(tmp_path: Path, data_dir: Path, postgre
                 proc.kill()
     time.sleep(0.2)
     assert all(p.returncode is not None for p in procs)
+    # the pool child loaded the models at start, before its first photo
+    assert "models loaded ahead of the first photo" in (tmp_path / "worker.log").read_text()

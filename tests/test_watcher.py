@@ -170,6 +170,32 @@ def test_slow_chunked_write_reported_once_after_completion(
     assert len(rec.events) == 2
 
 
+def test_closed_or_renamed_complete_file_is_fast_tracked_truncated_one_waits(
+    start: Callable[..., tuple[FolderWatcher, Recorder]], root: Path, jpeg: bytes, polling: bool
+) -> None:
+    """settle 4 s: a JPEG closed by its writer or renamed into place that ends with its end
+    marker needs one confirming stat; a closed but truncated one waits the full settle, and so
+    does every new file the polling observer sees (no close events; a write-then-rename between
+    two snapshots is one new file)."""
+    settle = 4.0
+    watcher, rec = start(root, settle_seconds=settle, confirm_seconds=0.2)
+    began = time.monotonic()
+    (root / "closed.jpg").write_bytes(jpeg)
+    (root / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (root / ".renamed.jpg.part").write_bytes(jpeg)
+    (root / ".renamed.jpg.part").rename(root / "renamed.jpg")
+    written = time.monotonic()
+    assert rec.wait_for(lambda: len(rec.of("ready")) >= 3, timeout=15)
+    when = {path.name: at for kind, path, _, at in rec.events if kind == "ready"}
+    assert set(when) == {"closed.jpg", "truncated.jpg", "renamed.jpg"}
+    assert when["truncated.jpg"] - began >= settle - 0.05
+    for name in ("closed.jpg", "renamed.jpg"):
+        if polling:  # a snapshot shows a new file, whichever way it was written
+            assert when[name] - began >= settle - 0.05, name
+        else:
+            assert when[name] - written < settle / 2, name
+
+
 def test_moves_and_renames_inside_the_tree(
     start: Callable[..., tuple[FolderWatcher, Recorder]], root: Path, jpeg: bytes
 ) -> None:

@@ -8,12 +8,17 @@ the embedded Redis of a running ``pipeline run`` (``<data_dir>/broker.url``).
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from typing import Any
 
 from celery import Celery
 from celery.signals import worker_process_init
 
 from pipeline.broker import GPU_QUEUE
+
+logger = logging.getLogger(__name__)
 
 
 def celery_config(broker_url: str, soft_limit: int, hard_limit: int) -> dict[str, Any]:
@@ -69,7 +74,26 @@ app = create_app()
 
 @worker_process_init.connect
 def _reset_after_fork(**_: Any) -> None:
-    """Database engines are not fork-safe: drop the parent's pools in each child."""
+    """Database engines are not fork-safe: drop the parent's pools in each child. Then, when
+    ``settings.warm_up`` is on, load the models in a background thread (the first task waits on
+    the models' locks instead of loading them itself; a failure is logged, and the first task
+    raises it again with the photo)."""
+    from pipeline.config import get_settings
     from pipeline.db import dispose_engines
 
     dispose_engines()
+    if get_settings().warm_up:
+        threading.Thread(target=_warm_up, name="model-warm-up", daemon=True).start()
+
+
+def _warm_up() -> None:
+    from pipeline.config import get_settings
+    from pipeline.tagging import warm_up
+
+    started = time.perf_counter()
+    try:
+        warm_up(get_settings())
+    except Exception:  # noqa: BLE001 - the worker must start anyway
+        logger.exception("loading the models ahead of the first photo failed")
+        return
+    logger.info("models loaded ahead of the first photo in %.1f s", time.perf_counter() - started)

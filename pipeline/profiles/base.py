@@ -82,4 +82,4 @@ class Profile(ABC):
         return None
 
     def warm_up(self) -> None:
-        """Load everything now (optional)."""
+        """Load what tagging needs now instead of on the first photo (default: nothing)."""

@@ -35,6 +35,10 @@ class PlvmProfile(Profile):
                 self._engine = PlvmEngine.from_settings(self.settings)
             return self._engine
 
+    def warm_up(self) -> None:
+        """Load LLaVA (what tagging uses; concepts come from the database)."""
+        self.engine.load_lvlm()
+
     @property
     def model_version(self) -> str:
         return str(self.engine.model_version)

@@ -156,3 +156,20 @@ def test_pull_models_error_path(tmp_path, monkeypatch):
         pull_models(settings, cache_dir=tmp_path / "hub")
     local = Settings(data_dir=tmp_path, dinov2_model=str(tmp_path), llava_model=str(tmp_path))
     assert pull_models(local) == [Path(tmp_path), Path(tmp_path)]  # local folders are not downloaded
+
+
+def test_worker_warm_up_loads_what_tagging_uses(tiny_bundle, tmp_path):
+    """tagging.warm_up (run by each worker process at start): LLaVA and the face model load, the
+    reference side (enrolment only) does not."""
+    from pipeline.config import Settings
+    from pipeline.faces import get_face_model
+    from pipeline.profiles import make_profile
+    from pipeline.tagging import warm_up
+
+    settings = Settings(profile="tiny", tiny_bundle=tiny_bundle, data_dir=tmp_path, device="cpu")
+    profile = make_profile(settings)
+    assert not profile.engine.lvlm_loaded
+    profile.warm_up()
+    assert profile.engine.lvlm_loaded and not profile.engine.reference_loaded
+    warm_up(settings)  # the process-wide profile and face model
+    assert get_face_model().loaded and get_face_model()._warm
