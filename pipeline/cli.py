@@ -253,6 +253,8 @@ def watch(folders: Annotated[list[Path], typer.Argument(help="Folders to watch")
     if broker is None:
         err.print("[yellow]no broker reachable: photos are registered as queued and sent once it is[/]")
     dispatcher = Dispatcher(broker or s.broker_url, s)
+    if broker is not None:
+        dispatcher.connect()
     send_all_queued(s, dispatcher)
     ingestor = Ingestor(dispatcher)
     watcher = make_watcher(chosen, ingestor, s)

@@ -191,6 +191,7 @@ def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) 
         for child in children:
             child.start()
         dispatcher = Dispatcher(broker_url, settings)
+        dispatcher.connect()
         sent = send_all_queued(settings, dispatcher, settings.db_url)
         if sent:
             report(f"re-sent {sent} photo(s) left queued by an earlier run")

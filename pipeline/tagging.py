@@ -279,12 +279,19 @@ def _process_chunk(session: Session, photos: list[Photo], settings: Settings, pr
             outcome.skipped.append(it.photo_id)
 
 
-def warm_up(settings: Settings) -> None:
-    """Load the face model and the configured profile's models in this process now, so the first
-    photo is tagged as fast as the rest. Side effects: reads model files (seconds to minutes for
-    PLVM); failures raise, and the first task reports them again with the photo."""
-    from pipeline.faces import get_face_model
+def warm_up(settings: Settings, db_url: str | None = None) -> None:
+    """Load the face model and the configured profile's models in this process now, and open
+    its database connection, so the first photo is tagged as fast as the rest. Side effects:
+    reads model files (seconds to minutes for PLVM), one read query; failures raise, and the
+    first task reports them again with the photo."""
+    from pipeline.db import session_scope
+    from pipeline.faces import EMBEDDING_SIZE, get_face_model
+    from pipeline.matching import assign_people, person_scores
 
+    with session_scope(db_url or settings.db_url) as session:
+        enrolment_version(session)
+    one = np.eye(1, EMBEDDING_SIZE, dtype=np.float32)
+    assign_people(*person_scores(one, one, [1]), settings.match_threshold)  # imports the solver (~0.2 s)
     get_face_model().warm_up()  # every profile detects faces
     get_profile(settings).warm_up()
 

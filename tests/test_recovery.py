@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from tests import images
-from tests.conftest import RedisServer, cli, wait_for
+from tests.conftest import RedisServer, cli, free_port, wait_for
 from tests.test_end_to_end import _rows, _start_run, _stop_run
 
 pytestmark = pytest.mark.slow
@@ -102,3 +102,19 @@ def test_worker_killed_and_broker_outage(tmp_path: Path, data_dir: Path, redis_s
         index = int(Path(path).stem[1:])
         assert n_captions == 1, path
         assert n_faces == (2 if index % 2 == 0 else 1), (path, n_faces)
+
+
+def test_dispatcher_connects_ahead_and_reports_a_dead_broker(redis_server: RedisServer) -> None:
+    """`pipeline run`/`watch` open the broker connection before the first photo; a dead broker is
+    reported (False, logged) instead of raising, and sending still works once connected."""
+    from pipeline.broker import queue_length
+    from pipeline.config import get_settings
+    from pipeline.dispatch import Dispatcher
+
+    live = Dispatcher(redis_server.url, get_settings())
+    assert live.connect() and live.send([7, 8])
+    assert queue_length(redis_server.url) == 1  # one task with both ids
+    started = time.monotonic()
+    assert not Dispatcher(f"redis://127.0.0.1:{free_port()}/0", get_settings()).connect()
+    assert time.monotonic() - started < 10
+    assert not Dispatcher(None, get_settings()).connect()

@@ -158,18 +158,23 @@ def test_pull_models_error_path(tmp_path, monkeypatch):
     assert pull_models(local) == [Path(tmp_path), Path(tmp_path)]  # local folders are not downloaded
 
 
-def test_worker_warm_up_loads_what_tagging_uses(tiny_bundle, tmp_path):
+def test_worker_warm_up_loads_what_tagging_uses(tiny_bundle, tmp_path, monkeypatch):
     """tagging.warm_up (run by each worker process at start): LLaVA and the face model load, the
     reference side (enrolment only) does not."""
+    from pipeline import profiles
     from pipeline.config import Settings
+    from pipeline.db import upgrade
     from pipeline.faces import get_face_model
     from pipeline.profiles import make_profile
     from pipeline.tagging import warm_up
 
     settings = Settings(profile="tiny", tiny_bundle=tiny_bundle, data_dir=tmp_path, device="cpu")
+    upgrade(settings.db_url)
     profile = make_profile(settings)
     assert not profile.engine.lvlm_loaded
     profile.warm_up()
     assert profile.engine.lvlm_loaded and not profile.engine.reference_loaded
+    monkeypatch.setattr(profiles, "_cache", {})  # leave other tests' process-wide profiles alone
     warm_up(settings)  # the process-wide profile and face model
+    assert profiles.get_profile(settings).engine.lvlm_loaded
     assert get_face_model().loaded and get_face_model()._warm
