@@ -24,6 +24,9 @@ def train(
     weight_decay: Annotated[float, typer.Option("--weight-decay")] = 0.01,
     yes_no_weight: Annotated[float, typer.Option("--yes-no-weight", help="Loss weight of the Yes/No answer tokens")] = 3.0,
     other_weight: Annotated[float, typer.Option("--other-weight", help="Loss weight of the other answer tokens")] = 1.0,
+    paraphrase_fraction: Annotated[float, typer.Option("--paraphrase-fraction", help="Share of recognition items asked with a paraphrase of the inference question")] = 0.5,
+    init_token_scale: Annotated[float, typer.Option("--init-token-scale", help="New Aligner: concept tokens start at this x the LVLM's embedding spread")] = 1.0,
+    adam_beta2: Annotated[float, typer.Option("--adam-beta2", help="AdamW second-moment decay (0.95 suits short runs)")] = 0.999,
     eval_every: Annotated[int, typer.Option("--eval-every", min=0, help="Held-out evaluation every K steps (0: at the end)")] = 0,
     save_every: Annotated[int, typer.Option("--save-every", min=0, help="Checkpoint every K steps (0: at the end)")] = 0,
     held_out_identities: Annotated[float, typer.Option("--held-out-identities", help="Fraction of identities never trained on")] = 0.1,
@@ -58,6 +61,7 @@ def train(
             held_out_names=tuple(held_out) if held_out else None, held_out_query_fraction=held_out_queries,
             resume=resume, init_from=init_from, seed=seed, precision=precision,  # type: ignore[arg-type]
             gradient_checkpointing=gradient_checkpointing, aligner_sizes=sizes,
+            paraphrase_fraction=paraphrase_fraction, init_token_scale=init_token_scale, adam_beta2=adam_beta2,
         )  # fmt: skip
     except (ValueError, TypeError) as error:
         raise UserError(str(error)) from error

@@ -24,16 +24,22 @@ class TrainConfig:
         reference_from_queries: probability that a positive pair's "reference" is another query
             photo of the identity instead of ``ref_img`` (augmentation; 0 = release-like).
         paired: draw recognition items in (positive, negative) pairs of the same reference.
+        paraphrase_fraction: share of recognition items asked with a paraphrase of the inference
+            question (0: always the inference question, e.g. for the CPU demo's random LVLM, to which
+            a paraphrase is just another token layout to learn).
     Optimisation:
         steps, batch_size, grad_accum, lr, warmup_steps, weight_decay, decay ("cosine"/"linear" to
         ``min_lr_ratio * lr``), max_grad_norm (0: no clipping).
+        adam_beta2: AdamW's second-moment decay. 0.999 averages over ~1,000 updates, so in a short
+            run the first steps' large gradients (learning to answer at all) damp the updates for
+            hundreds of steps; 0.95 (~20 updates) forgets them (measurably faster on the CPU demo).
         yes_no_weight / other_weight: loss weight of answer tokens that are the LVLM's " Yes"/" No"
             tokens / of every other answer token (prompt tokens always weigh 0).
     Model:
         aligner_sizes: AlignerConfig fields other than width/out_dim (defaults: the release's).
         data_init: data-dependent initialisation of a NEW Aligner (:mod:`pipeline.plvm.training.init`):
             input layers standardise the training references' features, outputs start at the
-            LVLM's embedding / LM-head scale.
+            LVLM's embedding / LM-head scale (tokens: ``init_token_scale`` x the embedding spread).
         init_from: start from this Aligner checkpoint instead of a random Aligner.
         resume: continue from ``<out>.train-state.pt`` (and ``out``) if it exists.
         device/dtype: as in Settings ("auto"); None: the settings' values. ``precision``: autocast
@@ -57,6 +63,7 @@ class TrainConfig:
     decay: Decay = "cosine"
     min_lr_ratio: float = 0.0
     max_grad_norm: float = 1.0
+    adam_beta2: float = 0.999
     yes_no_weight: float = 3.0
     other_weight: float = 1.0
     qa_fraction: float = 0.3
@@ -67,6 +74,7 @@ class TrainConfig:
     held_out_query_fraction: float = 0.2
     reference_from_queries: float = 0.0
     paired: bool = True
+    paraphrase_fraction: float = 0.5
     seed: int = 0
     device: str | None = None
     dtype: str | None = None
@@ -75,6 +83,7 @@ class TrainConfig:
     init_from: Path | None = None
     aligner_sizes: dict[str, int] = field(default_factory=dict)
     data_init: bool = True
+    init_token_scale: float = 1.0
     gradient_checkpointing: bool = False
     cache_features: bool = True
     stop_after: int | None = None
@@ -96,6 +105,8 @@ class TrainConfig:
             raise ValueError("held-out fractions must be in [0, 1)")
         if self.lr <= 0 or self.warmup_steps < 0 or self.yes_no_weight < 0 or self.other_weight < 0:
             raise ValueError("lr must be > 0; warmup_steps and the token weights >= 0")
+        if not 0 <= self.paraphrase_fraction <= 1 or not 0 <= self.adam_beta2 < 1 or self.init_token_scale <= 0:
+            raise ValueError("paraphrase_fraction must be in [0, 1], adam_beta2 in [0, 1), init_token_scale > 0")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (paths as strings)."""

@@ -30,7 +30,8 @@ RECOGNITION_QUESTIONS: tuple[str, ...] = (
     "Can you see <sks> in this photo?",
     "Does this photo show <sks>?",
 )
-#: Probability of asking exactly ``RECOGNITION_QUESTION`` (else a paraphrase, uniformly).
+#: Default probability of asking exactly ``RECOGNITION_QUESTION`` (else a paraphrase, uniformly);
+#: :class:`ExampleSampler`'s ``paraphrase_fraction`` is one minus this.
 MAIN_QUESTION_PROBABILITY = 0.5
 YES_ANSWER = "Yes, <sks> is in this photo."
 NO_ANSWER = "No, <sks> is not in this photo."
@@ -174,8 +175,10 @@ class ExampleSampler:
     """Draws training batches: recognition pairs (exactly half positive, the odd one random) plus,
     when QA items exist, Binomial(n, qa_fraction) QA items. ``paired``: every drawn person comes
     twice, with one of their own photos and with another person's, so the person-independent
-    part of the gradient cancels within the batch. All randomness from ``rng`` (its state is
-    saved with the training state, so a resumed run draws the same batches)."""
+    part of the gradient cancels within the batch. ``paraphrase_fraction``: share of recognition
+    items asked with a paraphrase of ``RECOGNITION_QUESTION`` (drawn uniformly) instead of it.
+    All randomness from ``rng`` (its state is saved with the training state, so a resumed run
+    draws the same batches)."""
 
     def __init__(
         self,
@@ -185,6 +188,7 @@ class ExampleSampler:
         qa_fraction: float = 0.3,
         reference_from_queries: float = 0.0,
         paired: bool = True,
+        paraphrase_fraction: float = 1 - MAIN_QUESTION_PROBABILITY,
     ) -> None:
         self.identities = list(identities)
         self.qa = list(qa)
@@ -192,9 +196,10 @@ class ExampleSampler:
         self.qa_fraction = qa_fraction if self.qa else 0.0
         self.reference_from_queries = reference_from_queries
         self.paired = paired
+        self.paraphrase_fraction = paraphrase_fraction
 
     def _question(self) -> str:
-        if self.rng.random() < MAIN_QUESTION_PROBABILITY:
+        if self.rng.random() < 1 - self.paraphrase_fraction:  # one draw per item whatever the fraction
             return RECOGNITION_QUESTION
         return RECOGNITION_QUESTIONS[1 + int(self.rng.integers(len(RECOGNITION_QUESTIONS) - 1))]
 

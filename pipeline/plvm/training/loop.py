@@ -96,7 +96,7 @@ def _optimizer(aligner: Aligner, config: TrainConfig) -> torch.optim.AdamW:
     for name, param in aligner.named_parameters():
         (decay if param.ndim >= 2 and name != "latents" else no_decay).append(param)
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, config.adam_beta2), eps=1e-8)
 
 
 def _autocast_dtype(config: TrainConfig, device: torch.device, model_dtype: torch.dtype) -> torch.dtype | None:
@@ -134,7 +134,7 @@ class _Trainer:
         self.features = FrozenFeatures(models.encoder, lvlm, self.device, cache=config.cache_features)
         if saved is None and config.init_from is None and config.data_init:
             z_ref = self.features.references([i.reference for i in self.split.train]).cpu()  # (N, T, width)
-            initialise_from_data(self.aligner, z_ref, lvlm)
+            initialise_from_data(self.aligner, z_ref, lvlm, token_scale=config.init_token_scale)
         self.aligner.to(self.device)
         if models.engine is not None:
             models.engine.use_aligner(self.aligner)
@@ -143,7 +143,7 @@ class _Trainer:
         self.sampler_rng = np.random.default_rng([config.seed, 11])
         self.sampler = ExampleSampler(
             self.split.train, qa, self.sampler_rng, config.qa_fraction, config.reference_from_queries,
-            paired=config.paired,
+            paired=config.paired, paraphrase_fraction=config.paraphrase_fraction,
         )
         self.optimizer = _optimizer(self.aligner, config)
         self.scheduler = make_scheduler(
