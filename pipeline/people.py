@@ -279,7 +279,6 @@ def list_people(session: Session) -> list[dict[str, object]]:
     ]
 
 
-
 def correct_face(session: Session, face_id: int, name: str | None = None, not_name: str | None = None) -> list[int]:
     """A user's correction of one face; it outranks the model from now on.
 

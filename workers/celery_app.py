@@ -82,17 +82,17 @@ def _reset_after_fork(**_: Any) -> None:
     from pipeline.db import dispose_engines
 
     dispose_engines()
-    if get_settings().warm_up:
-        threading.Thread(target=_warm_up, name="model-warm-up", daemon=True).start()
+    settings = get_settings()
+    if settings.warm_up:
+        threading.Thread(target=_warm_up, args=(settings,), name="model-warm-up", daemon=True).start()
 
 
-def _warm_up() -> None:
-    from pipeline.config import get_settings
+def _warm_up(settings: Any) -> None:
     from pipeline.tagging import warm_up
 
     started = time.perf_counter()
     try:
-        warm_up(get_settings())
+        warm_up(settings)
     except Exception:  # noqa: BLE001 - the worker must start anyway
         logger.exception("loading the models ahead of the first photo failed")
         return

@@ -18,11 +18,6 @@ class FacesProfile(Profile):
 
         return f"faces:{get_face_model().version}"
 
-    def warm_up(self) -> None:
-        from pipeline.faces import get_face_model
-
-        get_face_model().warm_up()
-
     def describe(self, scenes: list[Scene], questions: list[str]) -> list[Description]:
         out = []
         for scene in scenes:
