@@ -121,8 +121,8 @@ class StageTimers:
         pipeline.photos.decode_photo = self._wrap("decode", pipeline.photos.decode_photo)
         FaceModel.detect = self._wrap("faces", FaceModel.detect)
         pipeline.tagging._write = self._wrap("db_write", pipeline.tagging._write)
-        self.profile.recognition_scores = self._wrap("recognition", type(self.profile).recognition_scores.__get__(self.profile))
-        self.profile.describe = self._wrap("describe", type(self.profile).describe.__get__(self.profile))
+        self.profile.recognition_scores = self._wrap("recognition", self.profile.recognition_scores)
+        self.profile.describe = self._wrap("describe", self.profile.describe)
         try:
             yield self
         finally:

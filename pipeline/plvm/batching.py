@@ -1,9 +1,9 @@
-"""Left-padded batches of token-id rows, and chunking."""
+"""Left-padded batches of token-id rows, chunking, and image features as LLaVA model inputs."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 
@@ -36,3 +36,15 @@ def left_pad(
         attention_mask[i, width - len(row) :] = 1
     position_ids = (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)  # (B, T)
     return input_ids.to(device), attention_mask.to(device), position_ids.to(device)
+
+
+def image_feature_inputs(features: Sequence[torch.Tensor | None]) -> dict[str, Any]:
+    """``mm_encoder_outputs`` for the rows that have image features (row order kept; each (N, H),
+    the vision tower + projector output), so ``LlavaModel`` does not run its vision tower again;
+    {} when no row has an image. Used by inference and training alike."""
+    from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+    rows = [f for f in features if f is not None]
+    if not rows:
+        return {}
+    return {"mm_encoder_outputs": {"image": BaseModelOutputWithPooling(pooler_output=rows)}}

@@ -103,7 +103,7 @@ class PlvmEngine:
             raise PlvmError(f"profile '{settings.profile}' does not use PLVM (expected 'plvm' or 'tiny')")
         return cls(
             sources, settings.device, settings.dtype, settings.load_in_8bit, settings.max_new_tokens,
-            max_batch=getattr(settings, "plvm_max_batch", 16), reuse_prefix=getattr(settings, "reuse_prefix", True),
+            max_batch=settings.plvm_max_batch, reuse_prefix=settings.reuse_prefix,
         )  # fmt: skip
 
     # Identity ---------------------------------------------------------------------------------

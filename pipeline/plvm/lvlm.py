@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from PIL import Image
 
-from pipeline.plvm.batching import chunks, left_pad
+from pipeline.plvm.batching import chunks, image_feature_inputs, left_pad
 from pipeline.plvm.concepts import ConceptBank
 from pipeline.plvm.embeddings import ConceptEmbedding, Person
 from pipeline.plvm.errors import PlvmError
@@ -90,15 +90,12 @@ class Lvlm:
         processor: ProcessorMixin,
         n_soft: int | None = None,
         max_batch: int = 16,
-        reuse_prefix: bool = True,
     ) -> None:
-        """Wrap a loaded model/processor. n_soft: soft tokens per concept (None: from the first concept);
-        reuse_prefix: default of :meth:`generate`'s shared-prefix KV reuse."""
+        """Wrap a loaded model/processor. n_soft: soft tokens per concept (None: from the first concept)."""
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = processor.tokenizer
         self.image_processor = processor.image_processor
         self.max_batch = max_batch
-        self.reuse_prefix = reuse_prefix
         cfg = model.config
         self.hidden_size: int = cfg.text_config.hidden_size
         self.image_token_id: int = cfg.image_token_id
@@ -126,7 +123,6 @@ class Lvlm:
         load_in_8bit: bool = False,
         n_soft: int | None = None,
         max_batch: int = 16,
-        reuse_prefix: bool = True,
     ) -> Lvlm:
         """Load processor + model from a local folder (local_files_only). Side effect: weights to ``device``."""
         from transformers import AutoProcessor, LlavaForConditionalGeneration
@@ -138,7 +134,7 @@ class Lvlm:
         model = LlavaForConditionalGeneration.from_pretrained(folder, **kwargs)
         if not load_in_8bit:
             model = model.to(device)
-        return cls(model, processor, n_soft=n_soft, max_batch=max_batch, reuse_prefix=reuse_prefix)
+        return cls(model, processor, n_soft=n_soft, max_batch=max_batch)
 
     @property
     def device(self) -> torch.device:
@@ -203,8 +199,6 @@ class Lvlm:
 
     def _image_inputs(self, images: Sequence[Image.Image | None]) -> dict[str, Any]:
         """``mm_encoder_outputs`` for rows with an image; each distinct image object encoded once."""
-        from transformers.modeling_outputs import BaseModelOutputWithPooling
-
         index: dict[int, int] = {}
         unique: list[Image.Image] = []
         for im in images:
@@ -214,8 +208,7 @@ class Lvlm:
         if not unique:
             return {}
         features = self.encode_images(unique)  # U x (N, H)
-        rows = [features[index[id(im)]] for im in images if im is not None]
-        return {"mm_encoder_outputs": {"image": BaseModelOutputWithPooling(pooler_output=rows)}}
+        return image_feature_inputs([features[index[id(im)]] if im is not None else None for im in images])
 
     def _batch(
         self,
@@ -296,11 +289,11 @@ class Lvlm:
     # Generation -------------------------------------------------------------------------------
     @torch.inference_mode()
     def generate(
-        self, requests: Sequence[LvlmRequest], max_new_tokens: int = 40, reuse_prefix: bool | None = None
+        self, requests: Sequence[LvlmRequest], max_new_tokens: int = 40, reuse_prefix: bool = True
     ) -> list[str]:
         """Greedy answers, concept tokens decoded to names; soft/other people's tokens never generated.
 
-        reuse_prefix: share one prefilled KV cache per (photo, people) prefix (None: ``self.reuse_prefix``).
+        reuse_prefix: share one prefilled KV cache per (photo, people) prefix.
         """
         encoded = self.prepare(requests)
         out = self.generate_tokens(requests, max_new_tokens, reuse_prefix, encoded=encoded)
@@ -311,7 +304,7 @@ class Lvlm:
         self,
         requests: Sequence[LvlmRequest],
         max_new_tokens: int = 40,
-        reuse_prefix: bool | None = None,
+        reuse_prefix: bool = True,
         first_logits: bool = False,
         encoded: Sequence[EncodedPrompt] | None = None,
     ) -> list[Generated]:
@@ -330,8 +323,7 @@ class Lvlm:
             return_dict_in_generate=True,
             output_logits=first_logits,
         )
-        reuse = self.reuse_prefix if reuse_prefix is None else reuse_prefix
-        groups = _prefix_groups(requests, encoded, self.max_batch) if reuse else []
+        groups = _prefix_groups(requests, encoded, self.max_batch) if reuse_prefix else []
         grouped = {i for group in groups for i in group}
         results: list[Generated | None] = [None] * len(requests)
         plain = [i for i in range(len(requests)) if i not in grouped]

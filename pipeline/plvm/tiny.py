@@ -86,13 +86,12 @@ def train_tokenizer(vocab_size: int = 400):
     )
 
 
-def _write_dinov2(folder: Path, seed: int, overrides: dict | None = None, preprocessor: dict | None = None) -> None:
+def _write_dinov2(folder: Path, seed: int) -> None:
     from transformers import Dinov2Config, Dinov2Model
 
     torch.manual_seed(seed)
-    Dinov2Model(Dinov2Config(**{**DINOV2, **(overrides or {})})).save_pretrained(folder)
-    sizes = {**DINOV2_PREPROCESSOR, **(preprocessor or {})}
-    crop, short = sizes["crop"], sizes["shortest_edge"]
+    Dinov2Model(Dinov2Config(**DINOV2)).save_pretrained(folder)
+    crop, short = DINOV2_PREPROCESSOR["crop"], DINOV2_PREPROCESSOR["shortest_edge"]
     preprocessor = {  # the hub's facebook/dinov2-* format
         "image_processor_type": "BitImageProcessor",
         "do_resize": True,
@@ -151,26 +150,21 @@ def write_tiny_bundle(
     out_dir: Path,
     seed: int = 0,
     *,
-    dinov2: dict | None = None,
-    dinov2_preprocessor: dict | None = None,
     vision: dict | None = None,
     text: dict | None = None,
-    aligner: AlignerConfig | None = None,
 ) -> Path:
     """Write the tiny random bundle into ``out_dir`` (created; existing files overwritten); returns it.
 
-    Deterministic for a given seed. Takes about a second on CPU; a few MB on disk. The keyword
-    arguments override entries of :data:`DINOV2`, :data:`DINOV2_PREPROCESSOR`, :data:`VISION`,
-    :data:`TEXT` (config fields, e.g. ``initializer_range``) and the Aligner config (e.g. for the
-    training demo); they are recorded in the manifest under "overrides".
+    Deterministic for a given seed. Takes about a second on CPU; a few MB on disk. ``vision`` and
+    ``text`` override entries of :data:`VISION` and :data:`TEXT` (config fields, e.g.
+    ``initializer_range``; the training demo's models); they are recorded in the manifest under
+    "overrides", with the Aligner config when the text width changes it.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_dinov2(out_dir / "dinov2", seed, dinov2, dinov2_preprocessor)
+    _write_dinov2(out_dir / "dinov2", seed)
     _write_llava(out_dir / "llava", seed, vision, text)
-    if aligner is None:  # fit the (possibly resized) frozen models
-        width = {**DINOV2, **(dinov2 or {})}["hidden_size"]
-        aligner = replace(ALIGNER, width=width, out_dim={**TEXT, **(text or {})}["hidden_size"])
+    aligner = replace(ALIGNER, out_dim={**TEXT, **(text or {})}["hidden_size"])  # fits the (resized) LVLM
     torch.manual_seed(seed + 2)
     save_aligner(Aligner(aligner), out_dir / "aligner.ckpt")
     manifest = {
@@ -182,7 +176,7 @@ def write_tiny_bundle(
         "aligner": "aligner.ckpt",
         "note": "random weights built from configs; outputs are meaningless",
     }
-    overrides = {"dinov2": dinov2, "dinov2_preprocessor": dinov2_preprocessor, "vision": vision, "text": text}
+    overrides: dict[str, object] = {"vision": vision, "text": text}
     overrides = {k: v for k, v in overrides.items() if v}
     if aligner != ALIGNER:
         overrides["aligner"] = aligner.to_dict()

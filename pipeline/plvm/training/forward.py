@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
+from pipeline.plvm.batching import image_feature_inputs
 from pipeline.plvm.training.rows import IGNORE, TokenBatch
 
 if TYPE_CHECKING:
@@ -56,16 +57,6 @@ def embed_with_concepts(lvlm: Lvlm, batch: TokenBatch, tokens: torch.Tensor) -> 
     return torch.where((batch.slots >= 0).unsqueeze(-1), picked, base)
 
 
-def image_inputs(features: Sequence[torch.Tensor | None]) -> dict:
-    """``mm_encoder_outputs`` for the rows that have image features (row order kept)."""
-    from transformers.modeling_outputs import BaseModelOutputWithPooling
-
-    rows = [f for f in features if f is not None]
-    if not rows:
-        return {}
-    return {"mm_encoder_outputs": {"image": BaseModelOutputWithPooling(pooler_output=rows)}}
-
-
 def answer_logits(
     lvlm: Lvlm,
     batch: TokenBatch,
@@ -84,7 +75,7 @@ def answer_logits(
         attention_mask=batch.attention_mask,
         position_ids=batch.position_ids,
         use_cache=False,
-        **image_inputs(image_features),
+        **image_feature_inputs(image_features),
     ).last_hidden_state  # (B, T, D)
     keep = batch.targets != IGNORE  # (B, T)
     rows = keep.nonzero()[:, 0]  # (N,)
