@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, get_args
 
 import typer
 
@@ -46,12 +46,13 @@ def train(
     Evaluates held-out identities and held-out queries with the code of `pipeline eval recognition`.
     """
     from pipeline.plvm.train import TrainConfig, train_aligner
+    from pipeline.plvm.training.config import Precision
 
     s = settings()
     if s.profile not in ("plvm", "tiny"):
         raise UserError("`pipeline train` needs the plvm profile (PIPELINE_PROFILE=plvm) or the tiny test profile")
-    if precision not in ("auto", "no", "fp16", "bf16"):
-        raise typer.BadParameter(f"{precision!r} is not auto, no, fp16 or bf16", param_hint="--precision")
+    if precision not in get_args(Precision):
+        raise typer.BadParameter(f"{precision!r} is not one of {', '.join(get_args(Precision))}", param_hint="--precision")
     try:
         sizes = json.loads(aligner_sizes) if aligner_sizes else {}
         config = TrainConfig(

@@ -149,6 +149,15 @@ def test_forward_reaches_the_aligner_outputs_only(lvlm):
     torch.testing.assert_close(scaled.logits[:, -1], 2 * out.logits[:, -1].detach(), rtol=1e-4, atol=1e-4)
 
 
+def test_config_rejects_unknown_precision_and_decay_before_loading_models(tmp_path):
+    from pipeline.plvm.train import TrainConfig
+
+    with pytest.raises(ValueError, match="precision must be one of auto, no, fp16, bf16"):
+        TrainConfig(data_dir=tmp_path, out=tmp_path / "a.ckpt", precision="fp8")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="'step'"):
+        TrainConfig(data_dir=tmp_path, out=tmp_path / "a.ckpt", decay="step")  # type: ignore[arg-type]
+
+
 def test_lr_schedule_warms_up_then_decays():
     f = [lr_factor(s, warmup=4, total=20) for s in range(1, 21)]
     assert f[:4] == [0.25, 0.5, 0.75, 1.0] and f[-1] == pytest.approx(0.0, abs=1e-12)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Precision = Literal["auto", "no", "fp16", "bf16"]
 Decay = Literal["cosine", "linear"]
@@ -107,6 +107,11 @@ class TrainConfig:
             raise ValueError("lr must be > 0; warmup_steps and the token weights >= 0")
         if not 0 <= self.paraphrase_fraction <= 1 or not 0 <= self.adam_beta2 < 1 or self.init_token_scale <= 0:
             raise ValueError("paraphrase_fraction must be in [0, 1], adam_beta2 in [0, 1), init_token_scale > 0")
+        if self.precision not in get_args(Precision) or self.decay not in get_args(Decay):
+            raise ValueError(
+                f"precision must be one of {', '.join(get_args(Precision))} (got {self.precision!r}) and decay "
+                f"one of {', '.join(get_args(Decay))} (got {self.decay!r})"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (paths as strings)."""

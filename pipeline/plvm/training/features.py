@@ -14,32 +14,34 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from pipeline.plvm.batching import chunks
+
 if TYPE_CHECKING:
     from PIL import Image
 
     from pipeline.plvm.lvlm import Lvlm
     from pipeline.plvm.reference import ReferenceEncoder
 
-MAX_PIXELS = 120_000_000
-
-
-def load_image(path: Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """RGB image, EXIF-oriented. Raises pipeline.photos.PhotoError for unreadable files."""
-    from pipeline.photos import decode_photo
-
-    return decode_photo(Path(path), max_pixels).image
-
-
 class FrozenFeatures:
-    """z_ref and image rows for paths, computed without gradients (optionally cached)."""
+    """z_ref and image rows for paths, computed without gradients (optionally cached).
+    ``max_pixels``: the decompression-bomb guard (``Settings.max_image_pixels``)."""
 
-    def __init__(self, encoder: ReferenceEncoder, lvlm: Lvlm, device: torch.device, cache: bool = True) -> None:
+    def __init__(
+        self, encoder: ReferenceEncoder, lvlm: Lvlm, device: torch.device, max_pixels: int, cache: bool = True
+    ) -> None:
         self.encoder = encoder
         self.lvlm = lvlm
         self.device = device
+        self.max_pixels = max_pixels
         self.cache = cache
         self._refs: dict[Path, torch.Tensor] = {}
         self._images: dict[Path, torch.Tensor] = {}
+
+    def _load(self, path: Path) -> Image.Image:
+        """RGB image, EXIF-oriented. Raises pipeline.photos.PhotoError for unreadable files."""
+        from pipeline.photos import decode_photo
+
+        return decode_photo(Path(path), self.max_pixels).image
 
     def _missing(self, paths: Sequence[Path], store: dict[Path, torch.Tensor]) -> list[Path]:
         return list(dict.fromkeys(p for p in paths if p not in store))
@@ -50,7 +52,7 @@ class FrozenFeatures:
         store: dict[Path, torch.Tensor] = self._refs if self.cache else {}
         todo = self._missing(paths, store)
         if todo:
-            z = self.encoder.encode([load_image(p) for p in todo])  # (U, T, width) float32, CPU
+            z = self.encoder.encode([self._load(p) for p in todo])  # (U, T, width) float32, CPU
             store.update(zip(todo, z))
         return torch.stack([store[p] for p in paths]).to(self.device)
 
@@ -60,14 +62,14 @@ class FrozenFeatures:
         store: dict[Path, torch.Tensor] = self._images if self.cache else {}
         todo = self._missing([p for p in paths if p is not None], store)
         if todo:
-            store.update(zip(todo, self.lvlm.encode_images([load_image(p) for p in todo])))
+            store.update(zip(todo, self.lvlm.encode_images([self._load(p) for p in todo])))
         return [store[p] if p is not None else None for p in paths]
 
     def warm(self, references: Sequence[Path], images: Sequence[Path], chunk: int = 32) -> None:
         """Fill the cache for these paths ahead of training (no-op without ``cache``)."""
         if not self.cache:
             return
-        for start in range(0, len(references), chunk):
-            self.references(references[start : start + chunk])
-        for start in range(0, len(images), chunk):
-            self.images(images[start : start + chunk])
+        for part in chunks(references, chunk):
+            self.references(part)
+        for part in chunks(images, chunk):
+            self.images(part)

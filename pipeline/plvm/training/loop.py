@@ -69,6 +69,8 @@ def load_frozen_models(settings: Any, config: TrainConfig) -> FrozenModels:
         dtype=config.dtype or settings.dtype,
         load_in_8bit=settings.load_in_8bit,
         max_new_tokens=settings.max_new_tokens,
+        max_batch=settings.plvm_max_batch,
+        reuse_prefix=settings.reuse_prefix,
     )
     return FrozenModels(engine.load_reference_encoder(), engine.load_lvlm(), engine)
 
@@ -131,7 +133,9 @@ class _Trainer:
             self.aligner = load_aligner(config.out, config=read_sidecar(config.out)).float().train()
         else:
             self.aligner = build_aligner(config, models.encoder.width, lvlm.hidden_size)
-        self.features = FrozenFeatures(models.encoder, lvlm, self.device, cache=config.cache_features)
+        self.features = FrozenFeatures(
+            models.encoder, lvlm, self.device, settings.max_image_pixels, cache=config.cache_features
+        )
         if saved is None and config.init_from is None and config.data_init:
             z_ref = self.features.references([i.reference for i in self.split.train]).cpu()  # (N, T, width)
             initialise_from_data(self.aligner, z_ref, lvlm, token_scale=config.init_token_scale)

@@ -13,13 +13,13 @@ def lr_factor(update: int, warmup: int, total: int, decay: str = "cosine", min_r
     Warm-up: update / warmup for update <= warmup (the first update already moves). Then from 1
     down to ``min_ratio`` at ``total`` (cosine or linear). Past ``total``: ``min_ratio``.
     """
+    if decay not in ("cosine", "linear"):
+        raise ValueError(f"decay {decay!r} is not cosine or linear")
     if warmup > 0 and update <= warmup:
         return update / warmup
     span = max(1, total - warmup)
     progress = min(1.0, max(0.0, (update - warmup) / span))
     shape = 0.5 * (1 + math.cos(math.pi * progress)) if decay == "cosine" else 1 - progress
-    if decay not in ("cosine", "linear"):
-        raise ValueError(f"decay {decay!r} is not cosine or linear")
     return min_ratio + (1 - min_ratio) * shape
 
 
