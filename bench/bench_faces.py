@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 import numpy as np
@@ -39,12 +39,20 @@ sys.path.insert(0, str(REPO))
 
 def make_photos(folder: Path, n: int, seed: int = 0) -> list[Path]:
     """N distinct JPEGs with 0-3 faces (sample people); returns their paths."""
-    from pipeline import sample
+    from pipeline.datasets import sample_album as sample
 
     rng = np.random.default_rng(seed)
     a, g, coffee = sample.astronaut(), sample.grace_hopper(), sample.no_face()
-    bases = [a, g, sample.flip(a), sample.flip(g), sample.side_by_side(a, g), sample.side_by_side(g, sample.flip(a)),
-             sample.crop(a, 0.0, 0.1, 0.8, 0.9), coffee]  # fmt: skip
+    bases = [
+        a,
+        g,
+        sample.flip(a),
+        sample.flip(g),
+        sample.side_by_side(a, g),
+        sample.side_by_side(g, sample.flip(a)),
+        sample.crop(a, 0.0, 0.1, 0.8, 0.9),
+        coffee,
+    ]
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(n):
@@ -56,10 +64,10 @@ def make_photos(folder: Path, n: int, seed: int = 0) -> list[Path]:
 
 def plain_loop(paths: list[Path], refs: list[Path]) -> float:
     """Photos/s of decode + detect + match + caption in a plain loop (same model, same files)."""
-    from pipeline.faces import get_face_model
-    from pipeline.matching import assign_people, person_scores
-    from pipeline.photos import decode_photo
-    from pipeline.sentences import people_caption
+    from pipeline.photos.decode import decode_photo
+    from pipeline.profiles.sentences import people_caption
+    from pipeline.recognition.faces import get_face_model
+    from pipeline.recognition.matching import assign_people, person_scores
 
     model = get_face_model()
     ref_embs = np.stack([model.detect(np.asarray(decode_photo(r, 10**9).image))[0].embedding for r in refs])
@@ -71,7 +79,9 @@ def plain_loop(paths: list[Path], refs: list[Path]) -> float:
         if faces:
             scores, ids = person_scores(np.stack([f.embedding for f in faces]), ref_embs, [1, 2])
             matches = assign_people(scores, ids, 0.363)
-            people_caption([names[m.person_id] for m in matches if m.person_id], sum(m.person_id is None for m in matches))
+            people_caption(
+                [names[m.person_id] for m in matches if m.person_id], sum(m.person_id is None for m in matches)
+            )
         else:
             people_caption([], 0)
     return len(paths) / (time.perf_counter() - start)
@@ -127,15 +137,22 @@ def _done_times(db: Path) -> dict[str, float]:
     for path, done_at in rows:
         stamp = datetime.fromisoformat(str(done_at))
         if stamp.tzinfo is None:
-            stamp = stamp.replace(tzinfo=timezone.utc)
+            stamp = stamp.replace(tzinfo=UTC)
         out[Path(path).name] = stamp.timestamp()
     return out
 
 
-def pipeline_run(data: Path, album: Path, drop: callable, expected: int, timeout: float) -> tuple[dict[str, float], dict[str, float], float]:  # type: ignore[valid-type]
+def pipeline_run(
+    data: Path, album: Path, drop: callable, expected: int, timeout: float
+) -> tuple[dict[str, float], dict[str, float], float]:  # type: ignore[valid-type]
     """Start `pipeline run`, call drop(), wait for `expected` rows; returns (done times, drop times, peaks)."""
     env = dict(os.environ, PIPELINE_DATA_DIR=str(data))
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(album)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "run", str(album)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     sampler = MemorySampler(proc.pid)
     sampler.start()
     try:
@@ -161,7 +178,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1.0, help="photos per second in the latency run")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "faces.json")
     args = parser.parse_args()
-    from pipeline import sample
+    from pipeline.datasets import sample_album as sample
 
     work = Path(tempfile.mkdtemp(prefix="bench-faces-"))
     source = work / "source"
@@ -176,7 +193,12 @@ def main() -> None:
         data = work / name
         env = dict(os.environ, PIPELINE_DATA_DIR=str(data))
         for person, ref in refs.items():
-            subprocess.run([sys.executable, "-m", "pipeline", "enroll", "--name", person, str(ref)], env=env, check=True, capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "pipeline", "enroll", "--name", person, str(ref)],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
         return data
 
     # Throughput: everything dropped at once.
@@ -199,8 +221,14 @@ def main() -> None:
     results["pipeline_steady_photos_per_s"] = ((9 * len(finished)) // 10 - len(finished) // 10) / (hi - lo)
     results["pipeline_vs_plain"] = results["pipeline_photos_per_s"] / results["plain_loop_photos_per_s"]  # type: ignore[operator]
     results["burst_peak_rss_mib"] = peaks
-    print(f"pipeline: {results['pipeline_photos_per_s']:.2f} photos/s ({len(done)}/{args.n} rows) = {100 * results['pipeline_vs_plain']:.0f}% of the plain loop")  # type: ignore[operator]
-    print(f"  first row after {results['burst_first_row_s']:.2f} s; steady state (10th-90th percentile rows) {results['pipeline_steady_photos_per_s']:.2f} photos/s")
+    print(
+        f"pipeline: {results['pipeline_photos_per_s']:.2f} photos/s ({len(done)}/{args.n} rows) "
+        f"= {100 * results['pipeline_vs_plain']:.0f}% of the plain loop"
+    )  # type: ignore[operator]
+    print(
+        f"  first row after {results['burst_first_row_s']:.2f} s; steady state (10th-90th percentile rows) "
+        f"{results['pipeline_steady_photos_per_s']:.2f} photos/s"
+    )
 
     # Latency: one photo per second.
     data, album = setup_data("data-latency"), work / "album-latency"
@@ -219,10 +247,17 @@ def main() -> None:
     done, dropped, peaks = pipeline_run(data, album, drop_slowly, args.latency_n, timeout=300)
     latencies = sorted(done[name] - dropped[name] for name in dropped if name in done)
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 100
-    results["latency_s"] = {"n": len(latencies), "p50": statistics.median(latencies), "p95": q[94], "max": latencies[-1]}
+    results["latency_s"] = {
+        "n": len(latencies),
+        "p50": statistics.median(latencies),
+        "p95": q[94],
+        "max": latencies[-1],
+    }
     results["latency_peak_rss_mib"] = peaks
     lat = results["latency_s"]
-    print(f"drop-to-row latency at {args.rate}/s: p50 {lat['p50']:.2f} s, p95 {lat['p95']:.2f} s, max {lat['max']:.2f} s")  # type: ignore[index]
+    print(
+        f"drop-to-row latency at {args.rate}/s: p50 {lat['p50']:.2f} s, p95 {lat['p95']:.2f} s, max {lat['max']:.2f} s"
+    )  # type: ignore[index]
     for role, mib in sorted(peaks.items()):
         print(f"peak RSS {role}: {mib:.0f} MiB")
     args.out.parent.mkdir(parents=True, exist_ok=True)

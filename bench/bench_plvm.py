@@ -7,13 +7,13 @@
 2. Cold load: reference side (DINOv2 + Aligner, measured with its first forward) and LLaVA.
 3. Enrolment: ``engine.encode_references`` (DINOv2 + Aligner forward) per person, first call
    excluded; then the two sample people are enrolled into a scratch SQLite data dir.
-4. Per-photo latency split of the worker (``pipeline.tagging.process_photos``, batch 1) on the
+4. Per-photo latency split of the worker (``pipeline.tagging.batch.process_photos``, batch 1) on the
    public-domain sample photos (astronaut, grace_hopper, side_by_side, flip, crop, no_face; each
    copy with distinct pixels). Stages are timed by wrapping the functions the worker calls:
-   decode (``pipeline.photos.decode_photo``), faces (``FaceModel.detect``), recognition (the
+   decode (``pipeline.photos.decode.decode_photo``), faces (``FaceModel.detect``), recognition (the
    profile's ``recognition_scores`` = ``engine.recognition_scores_batch`` for all enrolled people),
    describe (the profile's ``describe`` = ``engine.describe`` with the default questions) and db
-   write (``pipeline.tagging._write``: replacing the photo's rows + commit, timed directly rather
+   write (``pipeline.tagging.batch._write``: replacing the photo's rows + commit, timed directly rather
    than by subtraction, so claim/commit-before-models/matching show up separately as "other" =
    whole ``process_photos`` minus the timed stages).
 5. Worker throughput, photos/s, at batch_size 1, 8, 32 with prefix reuse on and off.
@@ -55,7 +55,7 @@ LLAMA7B_PARAMS = 6.74e9
 
 
 def sample_bases() -> dict[str, np.ndarray]:
-    from pipeline import sample
+    from pipeline.datasets import sample_album as sample
 
     a, g = sample.astronaut(), sample.grace_hopper()
     return {
@@ -78,7 +78,7 @@ class PhotoMaker:
         self.count = 0
 
     def make(self, kind: str) -> Path:
-        from pipeline import sample
+        from pipeline.datasets import sample_album as sample
 
         img = self.bases[kind].copy()
         img[-6:, :, :] = self.rng.integers(0, 255, size=3)
@@ -109,18 +109,18 @@ class StageTimers:
 
     @contextmanager
     def active(self):
-        import pipeline.photos
-        import pipeline.tagging
-        from pipeline.faces import FaceModel
+        import pipeline.photos.decode
+        import pipeline.tagging.batch
+        from pipeline.recognition.faces import FaceModel
 
         saved = [
-            (pipeline.photos, "decode_photo", pipeline.photos.decode_photo),
+            (pipeline.photos.decode, "decode_photo", pipeline.photos.decode.decode_photo),
             (FaceModel, "detect", FaceModel.detect),
-            (pipeline.tagging, "_write", pipeline.tagging._write),
+            (pipeline.tagging.batch, "_write", pipeline.tagging.batch._write),
         ]
-        pipeline.photos.decode_photo = self._wrap("decode", pipeline.photos.decode_photo)
+        pipeline.photos.decode.decode_photo = self._wrap("decode", pipeline.photos.decode.decode_photo)
         FaceModel.detect = self._wrap("faces", FaceModel.detect)
-        pipeline.tagging._write = self._wrap("db_write", pipeline.tagging._write)
+        pipeline.tagging.batch._write = self._wrap("db_write", pipeline.tagging.batch._write)
         self.profile.recognition_scores = self._wrap("recognition", self.profile.recognition_scores)
         self.profile.describe = self._wrap("describe", self.profile.describe)
         try:
@@ -135,7 +135,7 @@ class StageTimers:
 
 
 def ingest(paths: list[Path]) -> list[int]:
-    from pipeline.ingest import Ingestor
+    from pipeline.ingest.ingestor import Ingestor
 
     ingestor = Ingestor(sender=None)
     ids = [ingestor.file_ready(p) for p in paths]
@@ -144,7 +144,7 @@ def ingest(paths: list[Path]) -> list[int]:
 
 
 def run_worker(ids: list[int], settings, task: str) -> float:
-    from pipeline.tagging import process_photos
+    from pipeline.tagging.batch import process_photos
 
     start = time.perf_counter()
     outcome = process_photos(ids, task, settings)
@@ -165,7 +165,7 @@ def prompt_tokens(engine, images, present, questions) -> dict[str, float]:
 
     lvlm = engine.load_lvlm()
     prompts = [CAPTION_QUESTION, *questions]
-    requests = [LvlmRequest(im, q, who) for im, who in zip(images, present) for q in prompts]
+    requests = [LvlmRequest(im, q, who) for im, who in zip(images, present, strict=True) for q in prompts]
     encoded = lvlm.prepare(requests)
     per_photo = len(prompts)
     plain = sum(len(e.ids) for e in encoded) / len(images)
@@ -243,16 +243,20 @@ def main() -> None:
     for key in [k for k in os.environ if k.startswith("PIPELINE_")]:
         del os.environ[key]
     os.environ.update(
-        PIPELINE_DATA_DIR=str(root / "data"), PIPELINE_PROFILE="tiny", PIPELINE_TINY_BUNDLE=str(bundle),
-        PIPELINE_DEVICE="cpu", PIPELINE_DTYPE="float32", PIPELINE_MAX_NEW_TOKENS=str(args.max_new_tokens),
-    )  # fmt: skip
+        PIPELINE_DATA_DIR=str(root / "data"),
+        PIPELINE_PROFILE="tiny",
+        PIPELINE_TINY_BUNDLE=str(bundle),
+        PIPELINE_DEVICE="cpu",
+        PIPELINE_DTYPE="float32",
+        PIPELINE_MAX_NEW_TOKENS=str(args.max_new_tokens),
+    )
     from pipeline import profiles
     from pipeline.config import get_settings
-    from pipeline.db import session_scope, upgrade
-    from pipeline.people import enroll
-    from pipeline.photos import decode_photo
+    from pipeline.datasets import sample_album as sample
+    from pipeline.people.enrolment import enroll
+    from pipeline.photos.decode import decode_photo
     from pipeline.plvm.embeddings import Person
-    from pipeline import sample
+    from pipeline.store.db import session_scope, upgrade
 
     get_settings.cache_clear()
     settings = get_settings()
@@ -261,10 +265,16 @@ def main() -> None:
     engine = profile.engine  # PlvmEngine.from_settings(settings)
     results: dict = {
         "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count()},
-        "settings": {"profile": "tiny", "device": "cpu", "dtype": "float32", "max_new_tokens": args.max_new_tokens,
-                     "questions": list(DEFAULT_QUESTIONS), "engine_max_batch": engine.max_batch},
+        "settings": {
+            "profile": "tiny",
+            "device": "cpu",
+            "dtype": "float32",
+            "max_new_tokens": args.max_new_tokens,
+            "questions": list(DEFAULT_QUESTIONS),
+            "engine_max_batch": engine.max_batch,
+        },
         "bundle_write_s": bundle_s,
-    }  # fmt: skip
+    }
 
     # Cold load + enrolment ----------------------------------------------------------------------
     a, g = sample.astronaut(), sample.grace_hopper()
@@ -336,7 +346,7 @@ def main() -> None:
 
     # Engine-level describe, prefix reuse on/off ------------------------------------------------------
     with session_scope() as session:
-        from pipeline.people_index import load_people_index
+        from pipeline.people.index import load_people_index
 
         index = load_people_index(session, settings, profile)
         people = [Person(p.name, p.concept) for p in index.people]
@@ -376,11 +386,15 @@ def main() -> None:
 
 
 def print_table(r: dict) -> None:
-    print(f"PLVM tiny bundle on CPU (torch {r['machine']['torch']}, {r['machine']['threads']} threads), "
-          f"max_new_tokens {r['settings']['max_new_tokens']}, 3 default questions + caption")  # fmt: skip
+    print(
+        f"PLVM tiny bundle on CPU (torch {r['machine']['torch']}, {r['machine']['threads']} threads), "
+        f"max_new_tokens {r['settings']['max_new_tokens']}, 3 default questions + caption"
+    )
     cold = r["cold_load_s"]
-    print(f"cold load: DINOv2+Aligner {cold['reference_side_with_first_forward']:.2f} s (with 1st forward), "
-          f"LLaVA {cold['llava']:.2f} s")  # fmt: skip
+    print(
+        f"cold load: DINOv2+Aligner {cold['reference_side_with_first_forward']:.2f} s (with 1st forward), "
+        f"LLaVA {cold['llava']:.2f} s"
+    )
     e = r["enrolment_ms_per_person"]
     print(f"enrolment (DINOv2 + Aligner forward): {e['median']:.1f} ms/person (median of {e['n']})")
     print("\nworker latency per photo, batch 1 (ms, median over sample photos):")
@@ -389,21 +403,30 @@ def print_table(r: dict) -> None:
     print("  " + "  ".join(f"{v:11.1f}" for v in lat.values()))
     print("\nworker throughput (photos/s):        reuse on   reuse off   describe share (on)")
     for batch, row in r["worker_photos_per_s"].items():
-        print(f"  batch {batch:>2}                         {row['reuse_on']:8.2f}   {row['reuse_off']:9.2f}"
-              f"   {100 * row['reuse_on_describe_share']:5.0f}%")  # fmt: skip
+        print(
+            f"  batch {batch:>2}                         {row['reuse_on']:8.2f}   {row['reuse_off']:9.2f}"
+            f"   {100 * row['reuse_on_describe_share']:5.0f}%"
+        )
     print("\nengine.describe, 2 people present (ms/photo):  reuse on   reuse off")
     for batch, row in r["describe_engine"].items():
         on, off = row["reuse_on_ms_per_photo"], row["reuse_off_ms_per_photo"]
         print(f"  batch {batch:>2}                                 {on:8.1f}   {off:9.1f}   ({off / on:.2f}x)")
     print(f"  identical outputs with reuse on/off: {r['describe_same_output_on_off']}")
     t = r["tokens_tiny"]
-    print(f"\nLM input tokens per photo (tiny: prefix {t['prefix_tokens']}, {t['image_tokens']} image tokens, "
-          f"tails ~{t['tail_tokens_mean']:.0f}): plain {t['plain_tokens_per_photo']:.0f}, reuse {t['reuse_tokens_per_photo']:.0f}")  # fmt: skip
+    print(
+        f"\nLM input tokens per photo (tiny: prefix {t['prefix_tokens']}, {t['image_tokens']} image tokens, "
+        f"tails ~{t['tail_tokens_mean']:.0f}): plain {t['plain_tokens_per_photo']:.0f}, "
+        f"reuse {t['reuse_tokens_per_photo']:.0f}"
+    )
     p = r["llava7b_projection_2_people_4_prompts"]
-    print(f"LLaVA-1.5-7B layout: prefix {p['prefix_tokens']} tokens ({100 * p['prefix_share_of_prompt']:.0f}% of a prompt); "
-          f"prefill tokens/photo {p['prefill_tokens_plain']} -> {p['prefill_tokens_reuse']}; "
-          f"prefill {p['prefill_tflop_plain']:.1f} -> {p['prefill_tflop_reuse']:.1f} TFLOP ({p['prefill_speedup']:.1f}x); "
-          f"decode {p['decode_tflop']:.1f} TFLOP either way")  # fmt: skip
+    print(
+        f"LLaVA-1.5-7B layout: prefix {p['prefix_tokens']} tokens "
+        f"({100 * p['prefix_share_of_prompt']:.0f}% of a prompt); "
+        f"prefill tokens/photo {p['prefill_tokens_plain']} -> {p['prefill_tokens_reuse']}; "
+        f"prefill {p['prefill_tflop_plain']:.1f} -> {p['prefill_tflop_reuse']:.1f} TFLOP "
+        f"({p['prefill_speedup']:.1f}x); "
+        f"decode {p['decode_tflop']:.1f} TFLOP either way"
+    )
 
 
 if __name__ == "__main__":

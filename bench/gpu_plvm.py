@@ -55,13 +55,26 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 NAMES = ["Eileen", "Grace", "Susan", "Mike", "Anna"]
 TEXT_7B = dict(
-    vocab_size=32064, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-    num_key_value_heads=32, max_position_embeddings=4096, rms_norm_eps=1e-5, hidden_act="silu",
-)  # fmt: skip
+    vocab_size=32064,
+    hidden_size=4096,
+    intermediate_size=11008,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=32,
+    max_position_embeddings=4096,
+    rms_norm_eps=1e-5,
+    hidden_act="silu",
+)
 VISION_L14_336 = dict(
-    hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, image_size=336,
-    patch_size=14, projection_dim=768, hidden_act="quick_gelu",
-)  # fmt: skip
+    hidden_size=1024,
+    intermediate_size=4096,
+    num_hidden_layers=24,
+    num_attention_heads=16,
+    image_size=336,
+    patch_size=14,
+    projection_dim=768,
+    hidden_act="quick_gelu",
+)
 
 
 # Building ---------------------------------------------------------------------------------------
@@ -88,7 +101,7 @@ def build_real(device: str, dtype_name: str, layers: int | None, max_new_tokens:
 
     dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[dtype_name]
     dev = torch.device(device)
-    depth = (lambda n: n if layers is None else min(n, layers))  # noqa: E731
+    depth = lambda n: n if layers is None else min(n, layers)  # noqa: E731
     timings = {}
 
     start = time.perf_counter()
@@ -137,9 +150,12 @@ def build_real(device: str, dtype_name: str, layers: int | None, max_new_tokens:
     timings["llava_build_s"] = time.perf_counter() - start
 
     sources = PlvmSources(
-        dinov2="random:dinov2-base", llava="random:llava-1.5-7b", aligner=Path("random-aligner.ckpt"),
-        random_weights=True, label="random",
-    )  # fmt: skip
+        dinov2="random:dinov2-base",
+        llava="random:llava-1.5-7b",
+        aligner=Path("random-aligner.ckpt"),
+        random_weights=True,
+        label="random",
+    )
     engine = PlvmEngine(sources, device=device, dtype=dtype_name, max_new_tokens=max_new_tokens, max_batch=max_batch)
     # Inject the built parts (the engine would otherwise load them from local folders).
     engine._encoder, engine._aligner, engine._lvlm = encoder, aligner, lvlm
@@ -175,13 +191,13 @@ def build_tiny_cpu(max_new_tokens: int, max_batch: int, folder: Path):
 
 # Inputs -----------------------------------------------------------------------------------------
 def sample_images(n: int):
-    """n distinct RGB photos: the public-domain sample photos (pipeline.sample) with a coloured strip,
+    """n distinct RGB photos: the public-domain sample photos (pipeline.datasets.sample_album) with a coloured strip,
     or random pictures if scikit-image/matplotlib are missing."""
     from PIL import Image
 
     rng = np.random.default_rng(0)
     try:
-        from pipeline import sample
+        from pipeline.datasets import sample_album as sample
 
         a, g = sample.astronaut(), sample.grace_hopper()
         bases = [a, g, sample.side_by_side(a, g), sample.flip(g), sample.crop(a, 0.0, 0.1, 0.8, 0.9), sample.no_face()]
@@ -274,9 +290,7 @@ def measure(engine, device: str, repeats: int, batches: list[int], people_counts
         "lm_tokens_per_photo_plain": sum(len(e.ids) for e in encoded),
         "lm_tokens_per_photo_reuse": prefix + sum(tails),
     }
-    generated = lvlm.generate_tokens(
-        [LvlmRequest(photos[0], q, present) for q in prompts], engine.max_new_tokens
-    )
+    generated = lvlm.generate_tokens([LvlmRequest(photos[0], q, present) for q in prompts], engine.max_new_tokens)
     eos = lvlm.tokenizer.eos_token_id
     r["generated_tokens_per_prompt"] = [g.ids.index(eos) + 1 if eos in g.ids else len(g.ids) for g in generated]
 
@@ -299,9 +313,9 @@ def measure(engine, device: str, repeats: int, batches: list[int], people_counts
         for reuse in (True, False):
             engine.reuse_prefix = reuse
             key = "on" if reuse else "off"
-            d = meter(lambda: engine.describe(images, [present] * batch, questions))
+            d = meter(lambda images=images, batch=batch: engine.describe(images, [present] * batch, questions))
             w = meter(
-                lambda: (
+                lambda images=images, batch=batch: (
                     engine.recognition_scores_batch(images, present),
                     engine.describe(images, [present] * batch, questions),
                 )
@@ -322,20 +336,32 @@ def measure(engine, device: str, repeats: int, batches: list[int], people_counts
 # Output -----------------------------------------------------------------------------------------
 def print_table(res: dict) -> None:
     m = res["measures"]
-    print(f"device: {res['device_name']} | models: {res['build']['kind']} ({res['build']['params_llava'] / 1e6:,.1f} M LLaVA "
-          f"params, {res['build']['dtype']}) | max_new_tokens {m['max_new_tokens']}, engine max_batch {m['max_batch']}")  # fmt: skip
+    print(
+        f"device: {res['device_name']} | models: {res['build']['kind']} "
+        f"({res['build']['params_llava'] / 1e6:,.1f} M LLaVA "
+        f"params, {res['build']['dtype']}) | max_new_tokens {m['max_new_tokens']}, engine max_batch {m['max_batch']}"
+    )
     p = m["prompt"]
-    print(f"prompt: prefix {p['prefix_tokens_2_people']} tokens ({p['image_tokens']} image) with 2 people, tails "
-          f"{p['tail_tokens']}; LM tokens/photo plain {p['lm_tokens_per_photo_plain']} -> reuse {p['lm_tokens_per_photo_reuse']}; "
-          f"generated tokens/prompt {m['generated_tokens_per_prompt']}")  # fmt: skip
+    print(
+        f"prompt: prefix {p['prefix_tokens_2_people']} tokens ({p['image_tokens']} image) with 2 people, tails "
+        f"{p['tail_tokens']}; LM tokens/photo plain {p['lm_tokens_per_photo_plain']} "
+        f"-> reuse {p['lm_tokens_per_photo_reuse']}; "
+        f"generated tokens/prompt {m['generated_tokens_per_prompt']}"
+    )
     print(f"enrolment: {m['enrolment_ms_per_person']:.1f} ms/person")
     print("recognition (ms/photo):  " + ", ".join(f"{k} {v['ms_per_photo']:.1f}" for k, v in m["recognition"].items()))
     print("batch | describe ms/photo on / off | photos/s on / off | peak GiB on / off")
     for batch, row in m["per_batch"].items():
-        peak = (f"{row['worker_peak_gib_on']:.1f} / {row['worker_peak_gib_off']:.1f}" if "worker_peak_gib_on" in row else "-")
-        print(f"{batch:>5} | {row['describe_ms_per_photo_on']:10.1f} / {row['describe_ms_per_photo_off']:8.1f}"
-              f" ({row['describe_ms_per_photo_off'] / row['describe_ms_per_photo_on']:.2f}x) |"
-              f" {row['photos_per_s_on']:7.2f} / {row['photos_per_s_off']:6.2f} | {peak}")  # fmt: skip
+        peak = (
+            f"{row['worker_peak_gib_on']:.1f} / {row['worker_peak_gib_off']:.1f}"
+            if "worker_peak_gib_on" in row
+            else "-"
+        )
+        print(
+            f"{batch:>5} | {row['describe_ms_per_photo_on']:10.1f} / {row['describe_ms_per_photo_off']:8.1f}"
+            f" ({row['describe_ms_per_photo_off'] / row['describe_ms_per_photo_on']:.2f}x) |"
+            f" {row['photos_per_s_on']:7.2f} / {row['photos_per_s_off']:6.2f} | {peak}"
+        )
     if "peak_gib_total" in res:
         print(f"peak GPU memory over the run: {res['peak_gib_total']:.1f} GiB")
 
@@ -372,11 +398,12 @@ def main() -> None:
             engine, build = build_real(device, args.dtype, args.layers, args.max_new_tokens, args.max_batch)
         cuda = torch.device(device).type == "cuda"
         res = {
-            "device_name": torch.cuda.get_device_name(device) if cuda else f"CPU ({platform.processor() or platform.machine()}, "
-            f"{torch.get_num_threads()} torch threads)",
+            "device_name": torch.cuda.get_device_name(device)
+            if cuda
+            else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads)",
             "torch": torch.__version__,
             "build": build,
-        }  # fmt: skip
+        }
         if cuda:
             res["weights_gib"] = torch.cuda.memory_allocated(device) / 2**30
             torch.cuda.reset_peak_memory_stats(device)

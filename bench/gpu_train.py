@@ -32,12 +32,34 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 # Published shapes (config.json of facebook/dinov2-base and llava-hf/llava-1.5-7b-hf).
-DINOV2_BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, mlp_ratio=4, image_size=518,
-                   patch_size=14, layerscale_value=1.0)  # fmt: skip
-CLIP_L_336 = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-                  image_size=336, patch_size=14, projection_dim=768, hidden_act="quick_gelu")  # fmt: skip
-VICUNA_7B = dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-                 num_key_value_heads=32, max_position_embeddings=4096, rms_norm_eps=1e-5)  # fmt: skip
+DINOV2_BASE = dict(
+    hidden_size=768,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    mlp_ratio=4,
+    image_size=518,
+    patch_size=14,
+    layerscale_value=1.0,
+)
+CLIP_L_336 = dict(
+    hidden_size=1024,
+    intermediate_size=4096,
+    num_hidden_layers=24,
+    num_attention_heads=16,
+    image_size=336,
+    patch_size=14,
+    projection_dim=768,
+    hidden_act="quick_gelu",
+)
+VICUNA_7B = dict(
+    hidden_size=4096,
+    intermediate_size=11008,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=32,
+    max_position_embeddings=4096,
+    rms_norm_eps=1e-5,
+)
 LLAVA_VOCAB = 32064
 
 
@@ -54,8 +76,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--identities", type=int, default=16)
     p.add_argument("--queries", type=int, default=4)
     p.add_argument("--json", type=Path, default=None, help="write the figures here")
-    p.add_argument("--device", default="cuda", help="cuda, cuda:N; 'cpu' builds the real shapes on the CPU "
-                   "(slow; use with --layers 1 --steps 2 --batch-size 1 as a shape check)")
+    p.add_argument(
+        "--device",
+        default="cuda",
+        help="cuda, cuda:N; 'cpu' builds the real shapes on the CPU "
+        "(slow; use with --layers 1 --steps 2 --batch-size 1 as a shape check)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--dry-run-cpu-tiny", action="store_true", help="same code on the tiny bundle, on the CPU (seconds)")
     return p.parse_args(argv)
@@ -68,8 +94,8 @@ def bench_tokenizer(vocab_size: int = 32000):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from pipeline.plvm.tiny import EXTRA_CORPUS, SPECIAL_TOKENS
     from pipeline.plvm.prompts import ASSISTANT, RECOGNITION_QUESTION, SYSTEM_PROMPT, USER
+    from pipeline.plvm.tiny import EXTRA_CORPUS, SPECIAL_TOKENS
 
     rng = np.random.default_rng(0)
     letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
@@ -80,21 +106,39 @@ def bench_tokenizer(vocab_size: int = 32000):
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first")
     alphabet = list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,?!'\":;-()\n")
-    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
-                                                        initial_alphabet=alphabet, show_progress=False))  # fmt: skip
+    tok.train_from_iterator(
+        corpus,
+        trainers.BpeTrainer(
+            vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, initial_alphabet=alphabet, show_progress=False
+        ),
+    )
     bos = tok.token_to_id("<s>")
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
-                                                       special_tokens=[("<s>", bos)])  # fmt: skip
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                                   pad_token="<pad>", extra_special_tokens={"image_token": "<image>"})  # fmt: skip
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        extra_special_tokens={"image_token": "<image>"},
+    )
 
 
 def real_shape_models(device: Any, dtype: Any, layers: int | None) -> Any:
     """Random DINOv2-base + LLaVA-1.5-7B shapes, built directly on ``device`` in ``dtype``
     (no CPU initialisation, no download). Returns FrozenModels (no engine: no evaluation)."""
     import torch
-    from transformers import CLIPVisionConfig, Dinov2Config, Dinov2Model, LlamaConfig, LlavaConfig
-    from transformers import LlavaForConditionalGeneration, LlavaProcessor
+    from transformers import (
+        CLIPVisionConfig,
+        Dinov2Config,
+        Dinov2Model,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
     from pipeline.plvm.lvlm import Lvlm
@@ -106,9 +150,14 @@ def real_shape_models(device: Any, dtype: Any, layers: int | None) -> Any:
     text = dict(VICUNA_7B, num_hidden_layers=layers or VICUNA_7B["num_hidden_layers"])
     config = LlavaConfig(
         vision_config=CLIPVisionConfig(**CLIP_L_336),
-        text_config=LlamaConfig(vocab_size=max(LLAVA_VOCAB, len(tokenizer)), tie_word_embeddings=False,
-                                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                                pad_token_id=tokenizer.pad_token_id, **text),  # fmt: skip
+        text_config=LlamaConfig(
+            vocab_size=max(LLAVA_VOCAB, len(tokenizer)),
+            tie_word_embeddings=False,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            **text,
+        ),
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         vision_feature_layer=-2,
         vision_feature_select_strategy="default",
@@ -121,9 +170,11 @@ def real_shape_models(device: Any, dtype: Any, layers: int | None) -> Any:
     side = CLIP_L_336["image_size"]
     processor = LlavaProcessor(
         image_processor=CLIPImageProcessorPil(size={"shortest_edge": side}, crop_size={"height": side, "width": side}),
-        tokenizer=tokenizer, patch_size=CLIP_L_336["patch_size"], vision_feature_select_strategy="default",
+        tokenizer=tokenizer,
+        patch_size=CLIP_L_336["patch_size"],
+        vision_feature_select_strategy="default",
         num_additional_image_tokens=1,
-    )  # fmt: skip
+    )
     encoder = ReferenceEncoder(dinov2, ReferenceTransform(), DINOV2_BASE["hidden_size"], "transformers")
     return FrozenModels(encoder, Lvlm(llava, processor))
 
@@ -134,10 +185,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
     from pipeline.config import Settings
+    from pipeline.datasets.toy import make_toy_identities
     from pipeline.plvm.aligner import count_parameters
     from pipeline.plvm.checkpoint import load_aligner
     from pipeline.plvm.train import TrainConfig, load_frozen_models, train_aligner
-    from pipeline.toydata import make_toy_identities
 
     tiny = args.dry_run_cpu_tiny
     device = torch.device("cpu" if tiny else args.device)
@@ -148,17 +199,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="gpu-train-"))
     data = make_toy_identities(work / "data", args.identities, args.queries, seed=0, size=112)
     config = TrainConfig(
-        data_dir=data, out=work / "aligner.ckpt", steps=args.steps, batch_size=args.batch_size, grad_accum=args.accum,
-        lr=1e-4, warmup_steps=min(10, args.steps), held_out_identities=0.0, held_out_query_fraction=0.0,
-        precision=args.precision if cuda else "no", gradient_checkpointing=args.gradient_checkpointing,
-        cache_features=not args.no_cache_features, final_eval=False, progress=not args.quiet,
-    )  # fmt: skip
+        data_dir=data,
+        out=work / "aligner.ckpt",
+        steps=args.steps,
+        batch_size=args.batch_size,
+        grad_accum=args.accum,
+        lr=1e-4,
+        warmup_steps=min(10, args.steps),
+        held_out_identities=0.0,
+        held_out_query_fraction=0.0,
+        precision=args.precision if cuda else "no",
+        gradient_checkpointing=args.gradient_checkpointing,
+        cache_features=not args.no_cache_features,
+        final_eval=False,
+        progress=not args.quiet,
+    )
     started = time.perf_counter()
     if tiny:
         from pipeline.plvm.tiny import write_tiny_bundle
 
-        settings = Settings(profile="tiny", tiny_bundle=write_tiny_bundle(work / "tiny"), device="cpu",
-                            dtype="float32", data_dir=work)  # fmt: skip
+        settings = Settings(
+            profile="tiny", tiny_bundle=write_tiny_bundle(work / "tiny"), device="cpu", dtype="float32", data_dir=work
+        )
         config.aligner_sizes = {"depth": 1, "heads": 2, "head_dim": 16, "weight_head_width": 32}
         models = load_frozen_models(settings, config)
     else:
@@ -172,7 +234,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     seconds, tokens = result.step_seconds[args.warmup_steps :], result.step_tokens[args.warmup_steps :]
     figures = {
         "device": torch.cuda.get_device_name(device) if cuda else "cpu",
-        "models": "tiny bundle (dry run)" if tiny else f"DINOv2-base + LLaVA-1.5-7B shapes, {args.layers or 32} LLaMA layers",
+        "models": "tiny bundle (dry run)"
+        if tiny
+        else f"DINOv2-base + LLaVA-1.5-7B shapes, {args.layers or 32} LLaMA layers",
         "precision": str(dtype).replace("torch.", ""),
         "batch_size": args.batch_size,
         "accum": args.accum,

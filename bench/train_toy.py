@@ -1,6 +1,6 @@
 """Proof that Aligner training works, on a CPU, offline, in a few minutes.
 
-1. Draws a procedural identity dataset (:func:`pipeline.toydata.make_toy_identities`, the release's
+1. Draws a procedural identity dataset (:func:`pipeline.datasets.toy.make_toy_identities`, the release's
    folder format) and writes the demo's tiny RANDOM bundle (:mod:`pipeline.plvm.training.toy`).
 2. Trains an Aligner with :func:`pipeline.plvm.train.train_aligner` -- frozen random DINOv2 and
    LLaVA, only the Aligner learns -- holding out whole identities and a share of every training
@@ -66,13 +66,13 @@ def curve(values: list[float], points: int = 10) -> list[float]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     from pipeline.config import Settings
-    from pipeline.evaluation.runner import evaluate_recognition
+    from pipeline.datasets.toy import make_toy_identities
+    from pipeline.evaluation.recognition import evaluate_recognition
     from pipeline.plvm.checkpoint import describe_checkpoint
     from pipeline.plvm.engine import PlvmEngine, tiny_sources
     from pipeline.plvm.train import TrainConfig, train_aligner
     from pipeline.plvm.training.data import split_identities, write_identity_folders
     from pipeline.plvm.training.toy import TOY_ALIGNER, TOY_BUNDLE, write_toy_bundle
-    from pipeline.toydata import make_toy_identities
 
     started = time.perf_counter()
     out = args.out
@@ -81,11 +81,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     bundle = write_toy_bundle(out / "bundle", seed=args.bundle_seed)
     settings = Settings(profile="tiny", tiny_bundle=bundle, device="cpu", dtype="float32", data_dir=out / "state")
     config = TrainConfig(
-        data_dir=data, out=out / "aligner.ckpt", steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-        warmup_steps=args.warmup, other_weight=args.other_weight, eval_every=args.eval_every,
-        held_out_identities=args.held_out_identities, held_out_query_fraction=args.held_out_queries,
-        seed=args.seed, aligner_sizes=TOY_ALIGNER, progress=not args.no_progress,
-    )  # fmt: skip
+        data_dir=data,
+        out=out / "aligner.ckpt",
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        warmup_steps=args.warmup,
+        other_weight=args.other_weight,
+        eval_every=args.eval_every,
+        held_out_identities=args.held_out_identities,
+        held_out_query_fraction=args.held_out_queries,
+        seed=args.seed,
+        aligner_sizes=TOY_ALIGNER,
+        progress=not args.no_progress,
+    )
     prepared = time.perf_counter() - started
     result = train_aligner(config, settings)
 
@@ -97,20 +106,35 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name, identities in (("seen", split.seen), ("unseen", split.unseen)):
         folder = write_identity_folders(out / "eval" / name, identities)
         report = evaluate_recognition(settings, folder, engine=engine, progress=False)
-        reloaded[name] = {"weighted_accuracy": report.weighted_accuracy, "positive_accuracy": report.positive_accuracy,
-                          "negative_accuracy": report.negative_accuracy, "auc": report.auc,
-                          "n_identities": report.n_identities, "n_queries": report.n_queries}  # fmt: skip
+        reloaded[name] = {
+            "weighted_accuracy": report.weighted_accuracy,
+            "positive_accuracy": report.positive_accuracy,
+            "negative_accuracy": report.negative_accuracy,
+            "auc": report.auc,
+            "n_identities": report.n_identities,
+            "n_queries": report.n_queries,
+        }
 
     seen, unseen = result.final_eval("seen"), result.final_eval("unseen")
     k = max(1, len(result.losses) // 5)
     figures: dict[str, Any] = {
         "command": "bench/train_toy.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "dataset": {"identities": args.identities, "queries_per_identity": args.queries, "size_px": args.size,
-                    **result.split},  # fmt: skip
+        "dataset": {
+            "identities": args.identities,
+            "queries_per_identity": args.queries,
+            "size_px": args.size,
+            **result.split,
+        },
         "frozen_models": {"bundle": TOY_BUNDLE, "note": "random weights, frozen"},
         "aligner": info["config"] | {"parameters": info["parameters"]},
-        "train": {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "warmup": args.warmup,
-                  "yes_no_weight": config.yes_no_weight, "other_weight": args.other_weight},  # fmt: skip
+        "train": {
+            "steps": args.steps,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "warmup": args.warmup,
+            "yes_no_weight": config.yes_no_weight,
+            "other_weight": args.other_weight,
+        },
         "loss_curve": curve(result.losses),
         "loss_first_20pct": sum(result.losses[:k]) / k,
         "loss_last_20pct": sum(result.losses[-k:]) / k,
@@ -120,8 +144,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "unseen_weighted_accuracy": unseen.weighted_accuracy if unseen else None,
         "reloaded_checkpoint": reloaded,
         "target_seen": TARGET_SEEN,
-        "seconds": {"prepare": round(prepared, 1), "train_with_evals": round(result.seconds, 1),
-                    "total": round(time.perf_counter() - started, 1)},  # fmt: skip
+        "seconds": {
+            "prepare": round(prepared, 1),
+            "train_with_evals": round(result.seconds, 1),
+            "total": round(time.perf_counter() - started, 1),
+        },
     }
     (out / "train_toy.json").write_text(json.dumps(figures, indent=1, default=str) + "\n")
     _print(figures)
@@ -139,16 +166,22 @@ def _print(f: dict[str, Any]) -> None:
     print(f"loss curve (10 chunks): {f['loss_curve']}")
     print(f"loss first 20%: {f['loss_first_20pct']:.3f}  last 20%: {f['loss_last_20pct']:.3f}")
     for e in f["evals"]:
-        print(f"  step {e['step']:>5} {e['split']:>6}: weighted {e['weighted_accuracy']:.3f} "
-              f"(pos {e['positive_accuracy']:.3f}, neg {e['negative_accuracy']:.3f}, AUC {e['auc']:.3f})")  # fmt: skip
+        print(
+            f"  step {e['step']:>5} {e['split']:>6}: weighted {e['weighted_accuracy']:.3f} "
+            f"(pos {e['positive_accuracy']:.3f}, neg {e['negative_accuracy']:.3f}, AUC {e['auc']:.3f})"
+        )
     seen, unseen = f["seen_weighted_accuracy"], f["unseen_weighted_accuracy"]
     verdict = "MET" if seen is not None and seen >= f["target_seen"] else "NOT met"
-    print(f"held-out queries of training identities: weighted accuracy {seen:.3f} (target {f['target_seen']}: {verdict})")
+    print(
+        f"held-out queries of training identities: weighted accuracy {seen:.3f} (target {f['target_seen']}: {verdict})"
+    )
     if unseen is not None:
         print(f"identities never seen in training:      weighted accuracy {unseen:.3f} (reported, no target)")
     r = f["reloaded_checkpoint"]
-    print("saved checkpoint re-loaded by a fresh engine: "
-          + ", ".join(f"{k} {v['weighted_accuracy']:.3f}" for k, v in r.items()))  # fmt: skip
+    print(
+        "saved checkpoint re-loaded by a fresh engine: "
+        + ", ".join(f"{k} {v['weighted_accuracy']:.3f}" for k, v in r.items())
+    )
     print(f"time: {f['seconds']}")
 
 

@@ -3,9 +3,10 @@
 from alembic import context
 from sqlalchemy import engine_from_config
 from sqlalchemy.pool import NullPool
+from sqlalchemy.schema import SchemaItem
 
-from pipeline import models  # noqa: F401  (registers the tables)
-from pipeline.models import metadata
+from pipeline.store import models  # noqa: F401  (registers the tables)
+from pipeline.store.models import metadata
 
 config = context.config
 
@@ -19,7 +20,9 @@ def _url() -> str:
     return get_settings().db_url
 
 
-def _include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
+def _include_object(
+    obj: SchemaItem, name: str | None, type_: str, reflected: bool, compare_to: SchemaItem | None
+) -> bool:
     # FTS shadow tables and views are created by hand in the migrations.
     if type_ == "table" and name and (name.startswith("captions_fts") or name.startswith("photo_")):
         return False

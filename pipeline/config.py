@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     match_threshold: float = Field(0.363, description="Cosine threshold for a face to be named")
     recognition_threshold: float = Field(0.5, description="PLVM P(yes) threshold when fusing")
     fusion: Literal["faces", "both", "either"] = Field(
-        "either", description="How face cosine and PLVM score combine to name a face (pipeline/fusion.py)"
+        "either", description="How face cosine and PLVM score combine to name a face (pipeline/recognition/fusion.py)"
     )
     questions: list[str] = Field(default_factory=lambda: list(DEFAULT_QUESTIONS))
     batch_size: int = Field(8, ge=1, description="Photos per task")

@@ -46,9 +46,17 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     get_settings.cache_clear()
     yield path
     get_settings.cache_clear()
-    from pipeline.db import dispose_engines
+    from pipeline.store.db import dispose_engines
 
     dispose_engines()
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny random PLVM bundle (tokenizer, DINOv2, LLaVA, Aligner), written once per session."""
+    from pipeline.plvm.tiny import write_tiny_bundle
+
+    return write_tiny_bundle(tmp_path_factory.mktemp("plvm") / "tiny-bundle", seed=0)
 
 
 @pytest.fixture
@@ -72,7 +80,7 @@ def postgres_url() -> Iterator[str]:
 
     reset()
     yield POSTGRES_URL
-    from pipeline.db import dispose_engines
+    from pipeline.store.db import dispose_engines
 
     dispose_engines()
     reset()
@@ -110,10 +118,24 @@ class RedisServer:
 
         self.dir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-             "--appendonly", "yes", "--save", "", "--maxmemory-policy", "noeviction"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                redis_server_binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--maxmemory-policy",
+                "noeviction",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         for _ in range(100):
             try:
@@ -137,13 +159,17 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
-def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m pipeline ARGS`` as a user would; returns the completed process."""
     full_env = dict(os.environ)
     full_env.update(env or {})
     proc = subprocess.run([*PIPELINE, *args], env=full_env, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
-        raise AssertionError(f"pipeline {' '.join(args)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        raise AssertionError(
+            f"pipeline {' '.join(args)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
     return proc
 
 

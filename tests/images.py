@@ -7,7 +7,7 @@ The photos are public domain and ship with installed packages (no network):
 * :func:`grace_hopper`: Grace Hopper, US Navy portrait, from matplotlib's sample data (600 x 512);
 * :func:`no_face`: a cup of coffee, from scikit-image (400 x 600).
 
-Checked with the real YuNet + SFace (``pipeline.faces.FaceModel()`` defaults, OpenCV 4.14):
+Checked with the real YuNet + SFace (``pipeline.recognition.faces.FaceModel()`` defaults, OpenCV 4.14):
 number of faces found, and cosine of each face to the face found in the unedited astronaut /
 Grace Hopper photo, as "astronaut / grace_hopper" (threshold 0.363; the other person scores
 0.21 or less in every row):
@@ -39,12 +39,12 @@ the cameraman, has one face). Every crop and the flip keep one detectable face a
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from pipeline import sample
+from pipeline.datasets import sample_album as sample
 
 Box = tuple[int, int, int, int]
 
@@ -53,13 +53,13 @@ ASTRONAUT_FACE: Box = (178, 63, 90, 114)
 GRACE_HOPPER_FACE: Box = (183, 120, 170, 213)
 
 
-# The photos come from pipeline.sample (the demo album uses the same loaders); cached here.
+# The photos come from pipeline.datasets.sample_album (the demo album uses the same loaders); cached here.
 _astronaut = lru_cache(maxsize=None)(sample.astronaut)
 _grace_hopper = lru_cache(maxsize=None)(sample.grace_hopper)
 _coffee = lru_cache(maxsize=None)(sample.no_face)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _camera() -> np.ndarray:
     from skimage import data
 

@@ -31,9 +31,16 @@ def test_compose_services_and_safety_settings() -> None:
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose (the compose file parser) not installed")
+@pytest.mark.skipif(
+    shutil.which("docker-compose") is None, reason="docker-compose (the compose file parser) not installed"
+)
 def test_compose_config_parses() -> None:
-    proc = subprocess.run(["docker-compose", "--env-file", str(REPO / ".env.example"), "config", "-q"], cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(
+        ["docker-compose", "--env-file", str(REPO / ".env.example"), "config", "-q"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
 
 

@@ -1,4 +1,4 @@
-"""Celery tasks: thin wrappers around pipeline.tagging (the logic lives there)."""
+"""Celery tasks: thin wrappers around pipeline.tagging.batch (the logic lives there)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
+from pipeline.broker.contract import TAG_TASK
 from workers.celery_app import app
 
 log = logging.getLogger(__name__)
 
 
 @app.task(
-    name="workers.tasks.tag_photos",
+    name=TAG_TASK,
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 def tag_photos(self: Any, photo_ids: list[int]) -> dict[str, int]:
     """Tag (or re-match) photos by id. Results go to SQL; the return value is a small summary."""
     from pipeline.config import get_settings
-    from pipeline.tagging import process_photos, release_claims
+    from pipeline.tagging.batch import process_photos, release_claims
 
     settings = get_settings()
     task_id = str(self.request.id)
@@ -38,6 +39,11 @@ def tag_photos(self: Any, photo_ids: list[int]) -> dict[str, int]:
         released = release_claims(task_id)
         log.warning("soft time limit: released %d photo(s) back to the queue", released)
         raise
-    summary = {"done": len(outcome.done), "failed": len(outcome.failed), "skipped": len(outcome.skipped), "missing": len(outcome.missing)}
+    summary = {
+        "done": len(outcome.done),
+        "failed": len(outcome.failed),
+        "skipped": len(outcome.skipped),
+        "missing": len(outcome.missing),
+    }
     log.info("batch of %d: %s", len(photo_ids), summary)
     return summary

@@ -6,14 +6,15 @@ PostgreSQL: a generated ``tsvector`` column ``captions.text_tsv`` with a GIN ind
 Revision ID: 0002
 Revises: 0001
 """
-from typing import Sequence, Union
+
+from collections.abc import Sequence
 
 from alembic import op
 
 revision: str = "0002"
-down_revision: Union[str, None] = "0001"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 PHOTO_PEOPLE = """
 CREATE VIEW photo_people AS
@@ -61,8 +62,7 @@ SQLITE_FTS = [
 ]
 
 POSTGRES_FTS = [
-    "ALTER TABLE captions ADD COLUMN text_tsv tsvector "
-    "GENERATED ALWAYS AS (to_tsvector('english', text)) STORED",
+    "ALTER TABLE captions ADD COLUMN text_tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED",
     "CREATE INDEX ix_captions_text_tsv ON captions USING gin (text_tsv)",
 ]
 

@@ -1,6 +1,6 @@
 """Evaluation on the PLVM release's data formats.
 
-- :mod:`pipeline.evaluation.dataset`: the recognition folders (one per identity) and the
+- :mod:`pipeline.datasets.release`: the recognition folders (one per identity) and the
   multiple-choice question JSON.
 - :mod:`pipeline.evaluation.metrics`: recognition and question-answering scores, threshold sweep,
   ROC/AUC, JSON export.

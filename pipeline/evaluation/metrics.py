@@ -27,13 +27,21 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from pipeline.evaluation.render import render_table, render_text, save_roc_png
-
 __all__ = [
-    "ConfusedPair", "Failure", "IdentityAccuracy", "RecognitionRecord", "RecognitionReport", "SweepPoint",
-    "VqaResult", "auc", "recognition_report", "render_table", "render_text", "report_to_json", "roc_points",
-    "save_roc_png", "threshold_sweep", "vqa_report",
-]  # fmt: skip
+    "ConfusedPair",
+    "Failure",
+    "IdentityAccuracy",
+    "RecognitionRecord",
+    "RecognitionReport",
+    "SweepPoint",
+    "VqaResult",
+    "auc",
+    "recognition_report",
+    "report_to_json",
+    "roc_points",
+    "threshold_sweep",
+    "vqa_report",
+]
 
 
 @dataclass(frozen=True)
@@ -203,21 +211,24 @@ def auc(roc: Sequence[tuple[float, float]]) -> float | None:
 
 def _per_identity(records: Sequence[RecognitionRecord], decisions: Sequence[bool]) -> list[IdentityAccuracy]:
     counts: dict[str, Counter[str]] = defaultdict(Counter)
-    for record, yes in zip(records, decisions):
+    for record, yes in zip(records, decisions, strict=True):
         kind = ("tp" if yes else "fn") if record.is_positive else ("fp" if yes else "tn")
         counts[record.identity][kind] += 1
     rows = []
     for name, c in counts.items():
         positive, negative, weighted, _, _ = _rates(c["tp"], c["fp"], c["tn"], c["fn"])
-        rows.append(IdentityAccuracy(name, float(positive), float(negative), float(weighted),
-                                     c["tp"] + c["fn"], c["tn"] + c["fp"]))  # fmt: skip
+        rows.append(
+            IdentityAccuracy(
+                name, float(positive), float(negative), float(weighted), c["tp"] + c["fn"], c["tn"] + c["fp"]
+            )
+        )
     return sorted(rows, key=lambda row: (math.isnan(row.weighted_accuracy), row.weighted_accuracy, row.name))
 
 
 def _confused(records: Sequence[RecognitionRecord], decisions: Sequence[bool]) -> list[ConfusedPair]:
     asked: Counter[tuple[str, str]] = Counter()
     said_yes: Counter[tuple[str, str]] = Counter()
-    for record, yes in zip(records, decisions):
+    for record, yes in zip(records, decisions, strict=True):
         if not record.is_positive:
             asked[record.identity, record.owner] += 1
             said_yes[record.identity, record.owner] += int(yes)
@@ -246,9 +257,9 @@ def recognition_report(
     if not records:
         raise ValueError("no recognition records to score")
     decisions = _decisions(records, threshold)
-    tp = sum(1 for r, yes in zip(records, decisions) if r.is_positive and yes)
-    fn = sum(1 for r, yes in zip(records, decisions) if r.is_positive and not yes)
-    fp = sum(1 for r, yes in zip(records, decisions) if not r.is_positive and yes)
+    tp = sum(1 for r, yes in zip(records, decisions, strict=True) if r.is_positive and yes)
+    fn = sum(1 for r, yes in zip(records, decisions, strict=True) if r.is_positive and not yes)
+    fp = sum(1 for r, yes in zip(records, decisions, strict=True) if not r.is_positive and yes)
     tn = len(records) - tp - fn - fp
     positive, negative, weighted, precision, f1 = (float(x) for x in _rates(tp, fp, tn, fn))
     sweep = threshold_sweep(records)
@@ -258,14 +269,23 @@ def recognition_report(
         n_pairs=len(records),
         n_identities=len({record.identity for record in records}),
         n_queries=len({str(record.query) for record in records}),
-        tp=tp, fp=fp, tn=tn, fn=fn,
-        positive_accuracy=positive, negative_accuracy=negative, weighted_accuracy=weighted,
-        precision=precision, f1=f1,
+        tp=tp,
+        fp=fp,
+        tn=tn,
+        fn=fn,
+        positive_accuracy=positive,
+        negative_accuracy=negative,
+        weighted_accuracy=weighted,
+        precision=precision,
+        f1=f1,
         per_identity=_per_identity(records, decisions),
         confused_pairs=_confused(records, decisions),
-        sweep=sweep, best=_best(sweep), roc=roc, auc=auc(roc),
+        sweep=sweep,
+        best=_best(sweep),
+        roc=roc,
+        auc=auc(roc),
         failures=[f if isinstance(f, Failure) else Failure(str(f[0]), str(f[1])) for f in failures],
-    )  # fmt: skip
+    )
 
 
 def _clean(value: float | None) -> float | None:
@@ -290,11 +310,16 @@ def report_to_json(report: RecognitionReport) -> dict[str, Any]:
         "best_weighted_accuracy": None if report.best is None else _clean(report.best.weighted_accuracy),
         "auc": report.auc,
         "per_identity": [
-            {"name": row.name, "positive_accuracy": _clean(row.positive_accuracy),
-             "negative_accuracy": _clean(row.negative_accuracy), "weighted_accuracy": _clean(row.weighted_accuracy),
-             "n_positive": row.n_positive, "n_negative": row.n_negative}
+            {
+                "name": row.name,
+                "positive_accuracy": _clean(row.positive_accuracy),
+                "negative_accuracy": _clean(row.negative_accuracy),
+                "weighted_accuracy": _clean(row.weighted_accuracy),
+                "n_positive": row.n_positive,
+                "n_negative": row.n_negative,
+            }
             for row in report.per_identity
-        ],  # fmt: skip
+        ],
         "confused_pairs": [
             {"identity": p.identity, "owner": p.owner, "count": p.count, "total": p.total}
             for p in report.confused_pairs
@@ -336,9 +361,14 @@ def vqa_report(
     text, n_text, _ = accuracy([r for r in results if r.text_only])
     listed = [f if isinstance(f, Failure) else Failure(str(f[0]), str(f[1])) for f in failures]
     return {
-        "accuracy": overall, "n_items": n, "n_correct": n_correct,
-        "visual_accuracy": visual, "n_visual": n_visual,
-        "text_accuracy": text, "n_text": n_text,
+        "accuracy": overall,
+        "n_items": n,
+        "n_correct": n_correct,
+        "visual_accuracy": visual,
+        "n_visual": n_visual,
+        "text_accuracy": text,
+        "n_text": n_text,
         "n_unanswered": sum(1 for r in results if r.predicted is None),
-        "n_failures": len(listed), "failures": [{"path": f.path, "reason": f.reason} for f in listed],
-    }  # fmt: skip
+        "n_failures": len(listed),
+        "failures": [{"path": f.path, "reason": f.reason} for f in listed],
+    }

@@ -76,21 +76,33 @@ def save_roc_png(report: RecognitionReport, path: Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fpr, tpr = zip(*report.roc)
+    fpr, tpr = zip(*report.roc, strict=True)
     figure = Figure(figsize=(4.5, 4.5), dpi=100)  # no pyplot: no global state, no GUI backend
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     axes.plot(fpr, tpr, lw=2, label=f"ROC (AUC {report.auc:.3f})")
     axes.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance")
     if not (math.isnan(report.negative_accuracy) or math.isnan(report.positive_accuracy)):
-        axes.scatter([1 - report.negative_accuracy], [report.positive_accuracy], color="black", zorder=3,
-                     label="operating point")  # fmt: skip
+        axes.scatter(
+            [1 - report.negative_accuracy], [report.positive_accuracy], color="black", zorder=3, label="operating point"
+        )
     if report.best is not None:
         best = report.best
-        axes.scatter([1 - best.negative_accuracy], [best.positive_accuracy], marker="*", s=120, color="tab:red",
-                     zorder=3, label=f"best threshold {best.threshold:.3g}")  # fmt: skip
-    axes.set(xlabel="false positive rate (1 - negative accuracy)", ylabel="true positive rate (positive accuracy)",
-             xlim=(0, 1), ylim=(0, 1.02))  # fmt: skip
+        axes.scatter(
+            [1 - best.negative_accuracy],
+            [best.positive_accuracy],
+            marker="*",
+            s=120,
+            color="tab:red",
+            zorder=3,
+            label=f"best threshold {best.threshold:.3g}",
+        )
+    axes.set(
+        xlabel="false positive rate (1 - negative accuracy)",
+        ylabel="true positive rate (positive accuracy)",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+    )
     axes.set_title(f"{report.n_identities} identities, {report.n_pairs} pairs")
     axes.legend(loc="lower right", fontsize=8)
     figure.tight_layout()

@@ -134,7 +134,9 @@ class Aligner(nn.Module):
         lm_weight = self.linear_weight_mapping(z_ref[:, 0])  # (B, out_dim), from the raw CLS token
         latents = self.latents.repeat(z_ref.shape[0], 1, 1)  # (B, L, width)
         x = self.proj_in(z_ref)  # (B, T, width)
-        for attn, ff in self.layers:
+        for block in self.layers:
+            assert isinstance(block, nn.ModuleList)  # each layer is built as ModuleList([attention, feed-forward])
+            attn, ff = block
             latents = attn(x, latents) + latents
             latents = ff(latents) + latents
         tokens = self.norm_out(self.proj_out(latents))  # (B, L, out_dim)

@@ -47,4 +47,7 @@ def image_feature_inputs(features: Sequence[torch.Tensor | None]) -> dict[str, A
     rows = [f for f in features if f is not None]
     if not rows:
         return {}
-    return {"mm_encoder_outputs": {"image": BaseModelOutputWithPooling(pooler_output=rows)}}
+    pooled = BaseModelOutputWithPooling(
+        pooler_output=rows,  # type: ignore[arg-type]  # typed Tensor, but LlavaModel reads (and sets) a list
+    )
+    return {"mm_encoder_outputs": {"image": pooled}}

@@ -58,7 +58,11 @@ class ConceptBank:
 
     def _matrices(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(input embedding weight (V_in, H), LM-head weight (V_out, H))."""
-        return self.model.get_input_embeddings().weight, self.model.get_output_embeddings().weight
+        emb = self.model.get_input_embeddings().weight
+        head = self.model.get_output_embeddings().weight
+        # both are embedding/linear weights (Parameters); torch types Module attributes as Tensor | Module
+        assert isinstance(emb, torch.Tensor) and isinstance(head, torch.Tensor)
+        return emb, head
 
     @property
     def vocab_rows(self) -> int:
@@ -78,6 +82,7 @@ class ConceptBank:
         strings = [token, *soft_tokens(name, self.n_soft)]
         self.tokenizer.add_tokens([AddedToken(s, special=True, normalized=False) for s in strings], special_tokens=True)
         ids = self.tokenizer.convert_tokens_to_ids(strings)
+        assert isinstance(ids, list)  # a list of tokens gives a list of ids
         found = ConceptIds(concept=ids[0], soft=tuple(ids[1:]))
         self._ensure_rows(max(ids) + 1)
         self._ids[token] = found
@@ -87,6 +92,7 @@ class ConceptBank:
         emb, head = self._matrices()
         if needed <= min(emb.shape[0], head.shape[0]):
             return
+        assert self.n_soft is not None  # ids() checks it before it asks for rows
         new_rows = max(needed, emb.shape[0] + self.grow_concepts * (1 + self.n_soft))
         with torch.inference_mode(False):  # new weights must stay writable outside inference mode
             self.model.resize_token_embeddings(new_rows, mean_resizing=False)

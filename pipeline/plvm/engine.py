@@ -33,7 +33,7 @@ from pipeline.plvm.prompts import CAPTION_QUESTION, RECOGNITION_QUESTION
 if TYPE_CHECKING:
     from pipeline.plvm.aligner import Aligner
     from pipeline.plvm.lvlm import Lvlm
-    from pipeline.plvm.reference import ReferenceEncoder
+    from pipeline.plvm.reference import Backend, ReferenceEncoder
 
 __all__ = [
     "ConceptEmbedding",
@@ -55,7 +55,7 @@ class PlvmSources:
     dinov2: str
     llava: str
     aligner: Path
-    reference_backend: str = "transformers"
+    reference_backend: Backend = "transformers"
     random_weights: bool = False
     label: str = "plvm"  # model_version prefix ("plvm" or "tiny-random")
 
@@ -86,9 +86,9 @@ class PlvmEngine:
         self.reuse_prefix = reuse_prefix
         self._reference_lock = threading.Lock()
         self._lvlm_lock = threading.Lock()
-        self._encoder = None
-        self._aligner = None
-        self._lvlm = None
+        self._encoder: ReferenceEncoder | None = None
+        self._aligner: Aligner | None = None
+        self._lvlm: Lvlm | None = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> PlvmEngine:
@@ -102,9 +102,14 @@ class PlvmEngine:
         else:
             raise PlvmError(f"profile '{settings.profile}' does not use PLVM (expected 'plvm' or 'tiny')")
         return cls(
-            sources, settings.device, settings.dtype, settings.load_in_8bit, settings.max_new_tokens,
-            max_batch=settings.plvm_max_batch, reuse_prefix=settings.reuse_prefix,
-        )  # fmt: skip
+            sources,
+            settings.device,
+            settings.dtype,
+            settings.load_in_8bit,
+            settings.max_new_tokens,
+            max_batch=settings.plvm_max_batch,
+            reuse_prefix=settings.reuse_prefix,
+        )
 
     # Identity ---------------------------------------------------------------------------------
     @cached_property
@@ -112,7 +117,7 @@ class PlvmEngine:
         """e.g. "plvm:dinov2-base+llava-1.5-7b-hf+aligner-1a2b3c4d" (first 8 hex of the checkpoint's sha256)."""
         if not self.sources.aligner.is_file():
             raise missing_aligner_error(self.sources.aligner)
-        short = lambda ref: Path(ref.rstrip("/")).name  # noqa: E731
+        short = lambda ref: Path(ref.rstrip("/")).name  # noqa: E731  (a one-line helper used twice below)
         digest = file_sha256(self.sources.aligner)[:8]
         return f"{self.sources.label}:{short(self.sources.dinov2)}+{short(self.sources.llava)}+aligner-{digest}"
 
@@ -260,7 +265,7 @@ def _check_widths(encoder: ReferenceEncoder, aligner: Aligner) -> None:
         raise PlvmError(f"reference encoder width {encoder.width} != Aligner input width {aligner.config.width}")
 
 
-def tiny_sources(bundle: Path | None, reference_backend: str = "transformers") -> PlvmSources:
+def tiny_sources(bundle: Path | None, reference_backend: Backend = "transformers") -> PlvmSources:
     """Sources of a folder written by :func:`pipeline.plvm.tiny.write_tiny_bundle`."""
     if bundle is None:
         raise MissingWeightsError(

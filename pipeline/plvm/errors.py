@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pipeline.errors import PipelineError
 
-class PlvmError(RuntimeError):
+
+class PlvmError(PipelineError, RuntimeError):
     """Base class for PLVM model-layer errors."""
 
 

@@ -97,7 +97,9 @@ class Lvlm:
         self.image_processor = processor.image_processor
         self.max_batch = max_batch
         cfg = model.config
-        self.hidden_size: int = cfg.text_config.hidden_size
+        text_config = cfg.text_config
+        assert text_config is not None and not isinstance(text_config, dict)  # LlavaConfig builds it as a config
+        self.hidden_size: int = text_config.hidden_size
         self.image_token_id: int = cfg.image_token_id
         self.n_image_tokens = _count_image_tokens(cfg, self.image_processor)
         self.pad_fill = tuple(int(m * 255) for m in self.image_processor.image_mean)
@@ -133,7 +135,7 @@ class Lvlm:
             kwargs.update(quantization_config=_int8_config(device), device_map={"": device})
         model = LlavaForConditionalGeneration.from_pretrained(folder, **kwargs)
         if not load_in_8bit:
-            model = model.to(device)
+            model = model.to(device)  # type: ignore[arg-type]  # @wraps on PreTrainedModel.to hides self from mypy
         return cls(model, processor, n_soft=n_soft, max_batch=max_batch)
 
     @property
@@ -330,9 +332,11 @@ class Lvlm:
         for part in chunks(plain, self.max_batch):
             inputs, _, bias = self._batch([requests[i] for i in part], [encoded[i] for i in part])
             self._run_generate(part, inputs, {}, bias, config, results)
-        for part in _pack(groups, self.max_batch):
-            self._generate_shared(requests, encoded, part, config, results)
-        return results  # type: ignore[return-value]
+        for packed in _pack(groups, self.max_batch):
+            self._generate_shared(requests, encoded, packed, config, results)
+        done = [r for r in results if r is not None]
+        assert len(done) == len(results)  # every request is in exactly one plain chunk or one group
+        return done
 
     def _generate_shared(
         self,
@@ -409,9 +413,7 @@ def _add_unique(concepts: dict[str, ConceptEmbedding], person: Person) -> None:
     concepts[person.name] = person.concept
 
 
-def _prefix_groups(
-    requests: Sequence[LvlmRequest], encoded: Sequence[EncodedPrompt], max_rows: int
-) -> list[list[int]]:
+def _prefix_groups(requests: Sequence[LvlmRequest], encoded: Sequence[EncodedPrompt], max_rows: int) -> list[list[int]]:
     """Indices of requests sharing a prefix (same photo object, same prefix ids, non-empty tail), in
     first-seen order, split into groups of at most ``max_rows``; single-request groups are dropped."""
     found: dict[tuple, list[int]] = {}
@@ -452,7 +454,7 @@ def _int8_config(device: torch.device):
     if device.type != "cuda":
         raise PlvmError(f"load_in_8bit needs a CUDA device; device is {device}")
     try:
-        import bitsandbytes  # noqa: F401
+        import bitsandbytes  # noqa: F401  (imported only to check that it is installed)
     except ImportError as exc:
         raise PlvmError("load_in_8bit needs the bitsandbytes package (pip install bitsandbytes accelerate)") from exc
     from transformers import BitsAndBytesConfig

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol, cast
 
 import torch
 from PIL import Image
@@ -22,6 +22,12 @@ from pipeline.plvm.transforms import ReferenceTransform
 
 Backend = Literal["transformers", "timm"]
 TIMM_ARCH = "vit_base_patch14_dinov2"
+
+
+class _TimmBackbone(Protocol):
+    """The part of a timm ViT that the "timm" backend calls."""
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor: ...
 
 
 class ReferenceEncoder:
@@ -44,7 +50,8 @@ class ReferenceEncoder:
     def features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """pixel_values (B, 3, crop, crop) on the model's device/dtype -> (B, T, width)."""
         if self.backend == "timm":
-            return self.model.forward_features(pixel_values)
+            # torch types every Module attribute as Tensor | Module, so it cannot see timm's forward_features method
+            return cast(_TimmBackbone, self.model).forward_features(pixel_values)
         return self.model(pixel_values=pixel_values).last_hidden_state
 
     @torch.no_grad()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -31,12 +32,14 @@ EXTRA_CORPUS = (
     "Who What Where When How Describe people doing taken photo park beach home smiling playing standing "
     "Susan Mike Anna Tom man woman child dog A B C D 0 1 2 3 4 5 6 7 8 9"
 )
-DINOV2 = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=4, image_size=70, patch_size=14)
+DINOV2: dict[str, Any] = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=4, image_size=70, patch_size=14
+)
 DINOV2_PREPROCESSOR = {"shortest_edge": 64, "crop": 56}
-VISION = dict(
+VISION: dict[str, Any] = dict(
     hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7
 )
-TEXT = dict(
+TEXT: dict[str, Any] = dict(
     hidden_size=64,
     intermediate_size=128,
     num_hidden_layers=2,
@@ -114,7 +117,7 @@ def _write_llava(folder: Path, seed: int, vision: dict | None = None, text: dict
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
     tokenizer = train_tokenizer()
-    text = LlamaConfig(
+    text_config = LlamaConfig(
         vocab_size=len(tokenizer),
         tie_word_embeddings=False,
         bos_token_id=tokenizer.bos_token_id,
@@ -125,8 +128,8 @@ def _write_llava(folder: Path, seed: int, vision: dict | None = None, text: dict
     vision = {**VISION, **(vision or {})}
     config = LlavaConfig(
         vision_config=CLIPVisionConfig(**vision),
-        text_config=text,
-        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        text_config=text_config,
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
         vision_feature_layer=-2,
         vision_feature_select_strategy="default",
         projector_hidden_act="gelu",

@@ -14,4 +14,12 @@ from __future__ import annotations
 from pipeline.plvm.training.config import EvalPoint, TrainConfig, TrainResult
 from pipeline.plvm.training.loop import FrozenModels, build_aligner, load_frozen_models, train_aligner
 
-__all__ = ["EvalPoint", "FrozenModels", "TrainConfig", "TrainResult", "build_aligner", "load_frozen_models", "train_aligner"]
+__all__ = [
+    "EvalPoint",
+    "FrozenModels",
+    "TrainConfig",
+    "TrainResult",
+    "build_aligner",
+    "load_frozen_models",
+    "train_aligner",
+]

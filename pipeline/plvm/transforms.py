@@ -52,8 +52,8 @@ class ReferenceTransform:
         return cls(
             crop_size=int(crop),
             resize_size=int(size),
-            mean=tuple(data.get("image_mean", IMAGENET_MEAN)),  # type: ignore[arg-type]
-            std=tuple(data.get("image_std", IMAGENET_STD)),  # type: ignore[arg-type]
+            mean=tuple(data.get("image_mean", IMAGENET_MEAN)),
+            std=tuple(data.get("image_std", IMAGENET_STD)),
         )
 
     def resize_and_crop(self, image: Image.Image) -> Image.Image:
@@ -83,7 +83,7 @@ class ReferenceTransform:
         return ((x - mean) / std).contiguous()
 
 
-def expand_to_square(image: Image.Image, fill: tuple[int, int, int]) -> Image.Image:
+def expand_to_square(image: Image.Image, fill: tuple[int, ...]) -> Image.Image:
     """LLaVA-1.5 "pad" aspect mode: paste the RGB image centred on a square canvas of colour ``fill``.
 
     The canvas side is max(width, height); a square image is returned unchanged (converted to RGB).

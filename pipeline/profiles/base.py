@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from pipeline.errors import PipelineError
+
 
 @dataclass
 class EnrolledPerson:
@@ -62,7 +64,11 @@ class Profile(ABC):
 
     name: str
     needs_pixels_to_describe: bool = True
-    random_weights: bool = False
+
+    @property
+    def random_weights(self) -> bool:
+        """True when the models are random (the ``tiny`` test profile): outputs are meaningless."""
+        return False
 
     @property
     @abstractmethod
@@ -77,9 +83,16 @@ class Profile(ABC):
     def describe(self, scenes: list[Scene], questions: list[str]) -> list[Description]:
         """A caption and answers per scene (batched where the profile can)."""
 
+    def answer(self, image: Image.Image, question: str, people: list[EnrolledPerson]) -> str:
+        """Answer a free-form ``question`` about ``image``; ``people`` are the enrolled people it names.
+
+        Raises :class:`~pipeline.errors.PipelineError` when the profile cannot answer questions.
+        """
+        raise PipelineError(f"the {self.name} profile cannot answer questions; use the plvm profile")
+
     def encode_person(self, images: list[Image.Image]) -> Any:
         """Profile-specific enrolment data for a person (PLVM concept), or None."""
         return None
 
-    def warm_up(self) -> None:
+    def warm_up(self) -> None:  # noqa: B027 - a hook with a do-nothing default, not abstract
         """Load what tagging needs now instead of on the first photo (default: nothing)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeline.profiles.base import Description, Profile, Scene
-from pipeline.sentences import people_caption, who_answer
+from pipeline.profiles.sentences import people_caption, who_answer
 
 WHO_QUESTION = "who is in this photo?"
 
@@ -14,7 +14,7 @@ class FacesProfile(Profile):
 
     @property
     def model_version(self) -> str:
-        from pipeline.faces import get_face_model
+        from pipeline.recognition.faces import get_face_model
 
         return f"faces:{get_face_model().version}"
 

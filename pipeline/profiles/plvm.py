@@ -44,7 +44,7 @@ class PlvmProfile(Profile):
         return str(self.engine.model_version)
 
     @property
-    def random_weights(self) -> bool:  # type: ignore[override]
+    def random_weights(self) -> bool:
         return bool(self.engine.random_weights)
 
     @staticmethod
@@ -73,6 +73,9 @@ class PlvmProfile(Profile):
             [s.image for s in scenes], [self._people(s.present) for s in scenes], list(questions)
         )
         return [Description(caption=r.caption, answers=dict(r.answers)) for r in results]
+
+    def answer(self, image: Image.Image, question: str, people: list[EnrolledPerson]) -> str:
+        return str(self.engine.ask(image, question, self._people([p for p in people if p.concept is not None])))
 
     def encode_person(self, images: list[Image.Image]) -> Any:
         return self.engine.encode_references(images)

@@ -6,6 +6,8 @@
 torch or diffusers (they load on first use).
 """
 
+from typing import Any
+
 from pipeline.synth.generator import (
     DEFAULT_BASE_MODEL,
     DEFAULT_IP_ADAPTER_REPO,
@@ -49,7 +51,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # type: ignore[no-untyped-def]
+def __getattr__(name: str) -> Any:
     """Lazy access to the tiny test bundle builders (they import diffusers/transformers)."""
     if name in ("build_tiny_synth_pipeline", "tiny_synth_config"):
         from pipeline.synth import tiny

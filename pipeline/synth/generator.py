@@ -3,7 +3,7 @@
 The PLVM paper's training data: for every identity, the face image goes to an IP-Adapter (it keeps
 the identity under a new prompt) and a scene prompt decides the rest. :func:`synthesize` writes the
 result in the PLVM recognition-folder format, readable by
-:func:`pipeline.evaluation.dataset.load_identity_folders`::
+:func:`pipeline.datasets.release.load_identity_folders`::
 
     OUT/<identity>/ref_img.png          the given face (decoded, EXIF-rotated, saved as PNG)
     OUT/<identity>/query_img_000.png    generated images, one per (identity, index)
@@ -62,7 +62,7 @@ MANIFEST_FORMAT = "pipeline.synth/1"
 REFERENCE_NAME = "ref_img.png"
 REFERENCE_STEM = "ref_img"
 QUERY_TEMPLATE = "query_img_{:03d}.png"
-# Face files accepted as input (decoded by pipeline.photos.decode_photo).
+# Face files accepted as input (decoded by pipeline.photos.decode.decode_photo).
 FACE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"})
 MAX_FACE_PIXELS = 64_000_000
 
@@ -156,8 +156,10 @@ class SynthReport:
 
     def summary(self) -> str:
         """One readable line: counts, then failures/filtered counts when non-zero."""
-        text = (f"{len(self.identities)} identities in {self.out_dir}: {self.generated} images generated, "
-                f"{self.skipped} already there")
+        text = (
+            f"{len(self.identities)} identities in {self.out_dir}: {self.generated} images generated, "
+            f"{self.skipped} already there"
+        )
         if self.filtered:
             text += f", {len(self.filtered)} filtered by the safety checker"
         if self.failures:
@@ -244,8 +246,10 @@ def discover_faces(faces_dir: Path, exclude: Path | None = None) -> tuple[list[F
             elif not images:
                 problems.append(f"{entry.name}: folder holds no image")
             else:
-                problems.append(f"{entry.name}: {len(images)} images and none named {REFERENCE_STEM}.*; "
-                                f"name the face to use {REFERENCE_STEM}.png (or .jpg)")
+                problems.append(
+                    f"{entry.name}: {len(images)} images and none named {REFERENCE_STEM}.*; "
+                    f"name the face to use {REFERENCE_STEM}.png (or .jpg)"
+                )
         elif _is_face_file(entry):
             add(entry.stem, entry)
         else:
@@ -266,7 +270,7 @@ def _in_cache(repo_id: str, filename: str, cache_dir: str | None) -> bool:
 
     try:
         found = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir)
-    except Exception:  # noqa: BLE001 - invalid repo id and the like: not available
+    except Exception:
         return False
     return isinstance(found, str)
 
@@ -287,18 +291,21 @@ def download_instructions(config: SynthConfig) -> list[str]:
     if not _looks_like_path(config.base_model):
         weights = f"*/*.{config.variant}.safetensors" if config.variant else "*/*.safetensors"
         exclude = "" if config.variant else ' --exclude "*.fp16.safetensors"'
-        commands.append(f'hf download {config.base_model} --include "*.json" --include "*.txt" '
-                        f'--include "{weights}"{exclude}')
+        commands.append(
+            f'hf download {config.base_model} --include "*.json" --include "*.txt" --include "{weights}"{exclude}'
+        )
     if not _looks_like_path(config.ip_adapter_repo):
         weight = f"{config.ip_adapter_subfolder}/{config.ip_adapter_weight_name}".lstrip("/")
         encoder = _image_encoder_path(config)
-        commands.append(f"hf download {config.ip_adapter_repo} {weight} "
-                        f"{encoder}/config.json {encoder}/model.safetensors")
+        commands.append(
+            f"hf download {config.ip_adapter_repo} {weight} {encoder}/config.json {encoder}/model.safetensors"
+        )
     return commands
 
 
-def _missing(what: str, model_id: str, config: SynthConfig, detail: str = "",
-             partial: bool = False) -> MissingWeightsError:
+def _missing(
+    what: str, model_id: str, config: SynthConfig, detail: str = "", partial: bool = False
+) -> MissingWeightsError:
     """The error for a model that is not (completely) on this machine: the id and how to fetch it."""
     if _looks_like_path(model_id):
         problem = f"is incomplete ({detail})" if partial else (detail or "is not a usable local folder")
@@ -340,7 +347,7 @@ def check_models(config: SynthConfig) -> None:
 def _dtype_kwarg() -> str:
     """diffusers renamed ``torch_dtype`` to ``dtype`` (the old name warns); use what this version takes."""
     try:
-        from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401
+        from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401  (probe: newer diffusers only)
     except ImportError:
         return "torch_dtype"
     return "dtype"
@@ -370,8 +377,11 @@ def load_pipeline(config: SynthConfig | None = None) -> Any:
     dtype = resolve_dtype(config.dtype, device)
     check_models(config)
 
-    common: dict[str, Any] = {"local_files_only": True, "cache_dir": config.cache_dir,
-                              "low_cpu_mem_usage": is_accelerate_available()}
+    common: dict[str, Any] = {
+        "local_files_only": True,
+        "cache_dir": config.cache_dir,
+        "low_cpu_mem_usage": is_accelerate_available(),
+    }
     kwargs: dict[str, Any] = dict(common, **{_dtype_kwarg(): dtype})
     if config.variant:
         kwargs["variant"] = config.variant
@@ -511,7 +521,7 @@ def synthesize(
     import torch
     from tqdm.auto import tqdm
 
-    from pipeline.photos import PhotoError, decode_photo
+    from pipeline.photos.decode import PhotoError, decode_photo
 
     config = config or SynthConfig()
     faces_dir, out_dir = Path(faces_dir), Path(out_dir)
@@ -527,8 +537,9 @@ def synthesize(
     settings = _settings(config, pipe)
     settings_id = _settings_id(settings)
     old = _load_manifest(manifest_path)
-    old_identities = old.get("identities") if isinstance(old.get("identities"), dict) else {}
-    old_settings = old.get("settings") if isinstance(old.get("settings"), dict) else {}
+    identities, all_settings = old.get("identities"), old.get("settings")
+    old_identities: dict[str, Any] = identities if isinstance(identities, dict) else {}
+    old_settings: dict[str, Any] = all_settings if isinstance(all_settings, dict) else {}
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
         "settings": {**old_settings, settings_id: settings},
@@ -576,9 +587,9 @@ def synthesize(
             ref_path = folder / REFERENCE_NAME
             if stale or not ref_path.is_file():
                 _save_png(face, ref_path)
-            old_images = {} if stale else {
-                rec.get("file"): rec for rec in previous.get("images", []) if isinstance(rec, dict)
-            }
+            old_images = (
+                {} if stale else {rec.get("file"): rec for rec in previous.get("images", []) if isinstance(rec, dict)}
+            )
             records: dict[str, dict[str, Any]] = {}
             for index in range(n_images):
                 name = QUERY_TEMPLATE.format(index)
@@ -611,9 +622,9 @@ def synthesize(
                     records[name] = fresh
                     report.generated += 1
                 bar.update(1)
-            for name, rec in old_images.items():  # images beyond images_per_identity from earlier runs
-                if name not in records and (folder / str(name)).is_file():
-                    records[str(name)] = rec
+            for old_name, rec in old_images.items():  # images beyond images_per_identity from earlier runs
+                if old_name not in records and (folder / str(old_name)).is_file():
+                    records[str(old_name)] = rec
             manifest["identities"][source.name] = {
                 "source": str(source.path.resolve()),
                 "source_sha256": face_sha,
@@ -626,8 +637,10 @@ def synthesize(
         bar.close()
     _write_manifest(manifest_path, manifest)
     if kept_other_settings:
-        report.notes.append(f"{kept_other_settings} existing images were kept although they were made with other "
-                            "settings (see synth.json); delete them to regenerate")
+        report.notes.append(
+            f"{kept_other_settings} existing images were kept although they were made with other "
+            "settings (see synth.json); delete them to regenerate"
+        )
     if report.filtered:
         logger.warning("synth: %d images flagged by the safety checker were not written", len(report.filtered))
     if not report.identities:

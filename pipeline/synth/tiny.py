@@ -24,9 +24,12 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.synth.generator import IMAGE_ENCODER_FOLDER, SynthConfig
+
+if TYPE_CHECKING:
+    from transformers import CLIPTokenizer
 
 TINY_CROSS_ATTENTION_DIM = 32
 TINY_VISION_HIDDEN = 32
@@ -54,7 +57,7 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(bs, (chr(c) for c in cs), strict=True))
 
 
-def build_tiny_clip_tokenizer(model_max_length: int = 77):  # type: ignore[no-untyped-def]
+def build_tiny_clip_tokenizer(model_max_length: int = 77) -> CLIPTokenizer:
     """A CLIPTokenizer built offline: every byte alone and as end-of-word (``x</w>``), no merges."""
     from transformers import CLIPTokenizer
 
@@ -79,8 +82,15 @@ def _layer_norm(prefix: str, dim: int, sd: dict[str, Any]) -> None:
     sd[f"{prefix}.bias"] = torch.zeros(dim)
 
 
-def _image_proj_plus(embed_dims: int, hidden_dims: int, output_dims: int, heads: int = 1,
-                     num_queries: int = 4, depth: int = 4, ffn_ratio: int = 4) -> dict[str, Any]:
+def _image_proj_plus(
+    embed_dims: int,
+    hidden_dims: int,
+    output_dims: int,
+    heads: int = 1,
+    num_queries: int = 4,
+    depth: int = 4,
+    ffn_ratio: int = 4,
+) -> dict[str, Any]:
     """The IP-Adapter Plus Resampler in the original release's key names (what h94 ships)."""
     import torch
 
@@ -192,33 +202,58 @@ def build_tiny_synth_pipeline(out_dir: str | Path, seed: int = 0, variant: str =
         sample_size=TINY_IMAGE_SIZE,
     )
     tokenizer = build_tiny_clip_tokenizer()
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=TINY_CROSS_ATTENTION_DIM,
-        intermediate_size=37,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=77,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    ))
-    scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                              skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1)
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=TINY_CROSS_ATTENTION_DIM,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=77,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+    scheduler = PNDMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        skip_prk_steps=True,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
     vision_size = 32
-    feature_extractor = CLIPImageProcessor(size={"shortest_edge": vision_size},
-                                           crop_size={"height": vision_size, "width": vision_size})
+    feature_extractor = CLIPImageProcessor(
+        size={"shortest_edge": vision_size}, crop_size={"height": vision_size, "width": vision_size}
+    )
     pipe = StableDiffusionPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
-        safety_checker=None, feature_extractor=feature_extractor, image_encoder=None,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=feature_extractor,
+        image_encoder=None,
         requires_safety_checker=False,
     )
-    pipe.save_pretrained(root / "base", safe_serialization=True)
+    pipe.save_pretrained(  # type: ignore[attr-defined]  # mypy resolves diffusers' lazy export to its dummy class
+        root / "base",
+        safe_serialization=True,
+    )
 
-    image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
-        hidden_size=TINY_VISION_HIDDEN, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-        image_size=vision_size, patch_size=4, projection_dim=TINY_VISION_HIDDEN,
-    ))
+    image_encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=TINY_VISION_HIDDEN,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=vision_size,
+            patch_size=4,
+            projection_dim=TINY_VISION_HIDDEN,
+        )
+    )
     models = root / "ip-adapter" / "models"
     image_encoder.save_pretrained(models / IMAGE_ENCODER_FOLDER, safe_serialization=True)
     # Full-face and plus-face both read the encoder's penultimate hidden states (dim = hidden_size).
@@ -231,7 +266,8 @@ def build_tiny_synth_pipeline(out_dir: str | Path, seed: int = 0, variant: str =
     save_file(flat, str(models / weight_name))
     (root / "README.txt").write_text(
         "Tiny RANDOM Stable Diffusion + IP-Adapter bundle for tests (pipeline.synth.tiny); images are noise.\n"
-        + json.dumps({"variant": variant, "seed": seed, "weight_name": weight_name}) + "\n",
+        + json.dumps({"variant": variant, "seed": seed, "weight_name": weight_name})
+        + "\n",
         encoding="utf-8",
     )
     return root

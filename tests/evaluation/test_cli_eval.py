@@ -13,14 +13,7 @@ import pytest
 from tests.conftest import REPO
 from tests.evaluation.test_runner import CORRUPT_QUERY, NO_FACE_QUERY, build_face_dataset
 
-# Until pipeline/cli.py imports pipeline.cli_eval, the same entry point (``main``) is reached
-# through a shim that imports the module first; afterwards ``python -m pipeline`` is used.
-_REGISTERED = "cli_eval" in (REPO / "pipeline" / "cli.py").read_text(encoding="utf-8")
-COMMAND = (
-    [sys.executable, "-m", "pipeline"]
-    if _REGISTERED
-    else [sys.executable, "-c", "import sys, pipeline.cli_eval; from pipeline.cli import main; sys.argv[0] = 'pipeline'; main()"]
-)
+COMMAND = [sys.executable, "-m", "pipeline"]
 
 
 def run_cli(*args: str, profile: str = "faces") -> subprocess.CompletedProcess[str]:
@@ -32,8 +25,7 @@ def run_cli(*args: str, profile: str = "faces") -> subprocess.CompletedProcess[s
 def test_eval_is_registered_on_the_app() -> None:
     from typer.main import get_command
 
-    import pipeline.cli_eval  # noqa: F401
-    from pipeline.cli import app
+    from pipeline.cli.main import app
 
     group = get_command(app).commands["eval"]  # type: ignore[attr-defined]
     assert set(group.commands) == {"recognition", "vqa"}
@@ -47,8 +39,22 @@ def test_recognition_json_and_roc(tmp_path: Path, data_dir: Path) -> None:
     assert "weighted accuracy" in proc.stdout and "best threshold" in proc.stdout
     assert NO_FACE_QUERY in proc.stderr and CORRUPT_QUERY in proc.stderr  # failures are shown
     data = json.loads(out.read_text())
-    for key in ("positive_accuracy", "negative_accuracy", "weighted_accuracy", "precision", "f1", "n_identities",
-                "n_queries", "best_threshold", "sweep", "roc", "failures", "notes", "profile", "model_version"):  # fmt: skip
+    for key in (
+        "positive_accuracy",
+        "negative_accuracy",
+        "weighted_accuracy",
+        "precision",
+        "f1",
+        "n_identities",
+        "n_queries",
+        "best_threshold",
+        "sweep",
+        "roc",
+        "failures",
+        "notes",
+        "profile",
+        "model_version",
+    ):
         assert key in data, key
     assert (data["n_identities"], data["n_queries"], data["profile"]) == (2, 7, "faces")
     assert data["negative_accuracy"] == 1.0 and data["positive_accuracy"] == pytest.approx(6 / 7)

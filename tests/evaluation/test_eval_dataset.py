@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pipeline.evaluation.dataset import VqaFormatError, load_identity_folders, load_vqa_items, pairs
+from pipeline.datasets.release import VqaFormatError, load_identity_folders, load_vqa_items, pairs
 
 
 def _image(path: Path) -> Path:
@@ -89,14 +89,20 @@ def vqa_root(tmp_path: Path) -> Path:
 
 
 def test_vqa_items_and_answer_normalisation(vqa_root: Path) -> None:
-    item = {"ref_img": "alice/ref_img.png", "question": "What colour is <sks>'s shirt?",
-            "multiple_choice": {"A": "Blue", "B": "Red", "C": "Green"}}  # fmt: skip
-    path = _write_vqa(vqa_root, [
-        {**item, "query_img": "alice/query_img1.png", "correct_answer": "B"},
-        {**item, "correct_answer": "red"},  # option text, any case
-        {**item, "correct_answer": "(c)"},
-        {**item, "query_img": None, "correct_answer": "A."},
-    ])  # fmt: skip
+    item = {
+        "ref_img": "alice/ref_img.png",
+        "question": "What colour is <sks>'s shirt?",
+        "multiple_choice": {"A": "Blue", "B": "Red", "C": "Green"},
+    }
+    path = _write_vqa(
+        vqa_root,
+        [
+            {**item, "query_img": "alice/query_img1.png", "correct_answer": "B"},
+            {**item, "correct_answer": "red"},  # option text, any case
+            {**item, "correct_answer": "(c)"},
+            {**item, "query_img": None, "correct_answer": "A."},
+        ],
+    )
     items = load_vqa_items(path)
     assert [i.answer for i in items] == ["B", "B", "C", "A"]
     assert [i.text_only for i in items] == [False, True, True, True]
@@ -106,17 +112,24 @@ def test_vqa_items_and_answer_normalisation(vqa_root: Path) -> None:
 
 
 def test_vqa_errors_name_each_bad_item(vqa_root: Path) -> None:
-    good = {"ref_img": "alice/ref_img.png", "question": "Is <sks> smiling?",
-            "multiple_choice": {"A": "yes", "B": "no"}, "correct_answer": "A"}  # fmt: skip
-    path = _write_vqa(vqa_root, [
-        good,
-        {**good, "question": "Is he smiling?"},
-        {**good, "correct_answer": "maybe"},
-        {**good, "query_img": "alice/missing.png"},
-        {key: value for key, value in good.items() if key != "multiple_choice"},
-        {**good, "multiple_choice": {"A": "yes", "B": "yes"}, "correct_answer": "yes"},
-        "not an object",
-    ])  # fmt: skip
+    good = {
+        "ref_img": "alice/ref_img.png",
+        "question": "Is <sks> smiling?",
+        "multiple_choice": {"A": "yes", "B": "no"},
+        "correct_answer": "A",
+    }
+    path = _write_vqa(
+        vqa_root,
+        [
+            good,
+            {**good, "question": "Is he smiling?"},
+            {**good, "correct_answer": "maybe"},
+            {**good, "query_img": "alice/missing.png"},
+            {key: value for key, value in good.items() if key != "multiple_choice"},
+            {**good, "multiple_choice": {"A": "yes", "B": "yes"}, "correct_answer": "yes"},
+            "not an object",
+        ],
+    )
     with pytest.raises(VqaFormatError) as caught:
         load_vqa_items(path)
     message = str(caught.value)
@@ -139,8 +152,17 @@ def test_vqa_file_must_be_a_list(vqa_root: Path) -> None:
 
 
 def test_vqa_root_and_file_check(tmp_path: Path) -> None:
-    path = _write_vqa(tmp_path, [{"ref_img": "x/ref_img.png", "question": "<sks>?",
-                                  "multiple_choice": {"A": "a", "B": "b"}, "correct_answer": "A"}])  # fmt: skip
+    path = _write_vqa(
+        tmp_path,
+        [
+            {
+                "ref_img": "x/ref_img.png",
+                "question": "<sks>?",
+                "multiple_choice": {"A": "a", "B": "b"},
+                "correct_answer": "A",
+            }
+        ],
+    )
     with pytest.raises(VqaFormatError, match="ref_img .* does not exist"):
         load_vqa_items(path)
     (item,) = load_vqa_items(path, root=tmp_path / "images", check_files=False)

@@ -128,9 +128,23 @@ def test_json_keys_nan_and_failures() -> None:
     report = recognition_report(records, threshold=0.5, failures=failures)
     assert report.failures == [Failure("photos/broken.jpg", "cannot decode"), Failure("photos/back.jpg", "no face")]
     data = report_to_json(report)
-    required = ["positive_accuracy", "negative_accuracy", "weighted_accuracy", "precision", "f1", "n_identities",
-                "n_queries", "n_pairs", "threshold", "best_threshold", "auc", "per_identity", "confused_pairs",
-                "sweep", "failures"]  # fmt: skip
+    required = [
+        "positive_accuracy",
+        "negative_accuracy",
+        "weighted_accuracy",
+        "precision",
+        "f1",
+        "n_identities",
+        "n_queries",
+        "n_pairs",
+        "threshold",
+        "best_threshold",
+        "auc",
+        "per_identity",
+        "confused_pairs",
+        "sweep",
+        "failures",
+    ]
     assert list(data)[:7] == required[:7] and set(required) <= set(data)
     assert data["n_failures"] == 2 and data["failures"][1] == {"path": "photos/back.jpg", "reason": "no face"}
     json.dumps(data, allow_nan=False)

@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 from rich.table import Table
 
-from pipeline.evaluation.metrics import RecognitionRecord, recognition_report, render_table, render_text, save_roc_png
+from pipeline.evaluation.metrics import RecognitionRecord, recognition_report
+from pipeline.evaluation.render import render_table, render_text, save_roc_png
 
 
 def _records() -> list[RecognitionRecord]:

@@ -12,15 +12,15 @@ import torch
 
 from pipeline.config import Settings
 from pipeline.evaluation.metrics import RecognitionRecord, recognition_report
-from pipeline.evaluation.runner import (
+from pipeline.evaluation.recognition import (
     NO_FACE_SCORE,
     EvaluationError,
     evaluate_recognition,
     load_dataset,
     score_recognition,
 )
-from pipeline.evaluation.vqa_runner import evaluate_vqa
-from pipeline.photos import decode_photo
+from pipeline.evaluation.vqa import evaluate_vqa
+from pipeline.photos.decode import decode_photo
 from tests import images
 
 # --- shared data -----------------------------------------------------------------------------
@@ -50,7 +50,7 @@ def faces_settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def counted_detect(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
     """Counts calls of the process's face model ``detect`` (the real method still runs)."""
-    from pipeline.faces import get_face_model
+    from pipeline.recognition.faces import get_face_model
 
     model = get_face_model()
     real = model.detect
@@ -65,16 +65,14 @@ def counted_detect(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
 
 
 @pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from pipeline.plvm.tiny import write_tiny_bundle
-
-    return write_tiny_bundle(tmp_path_factory.mktemp("eval-tiny") / "bundle", seed=0)
-
-
-@pytest.fixture(scope="module")
 def tiny_settings(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(profile="tiny", tiny_bundle=tiny_bundle, data_dir=tmp_path_factory.mktemp("eval-data"),
-                    device="cpu", dtype="float32")  # fmt: skip
+    return Settings(
+        profile="tiny",
+        tiny_bundle=tiny_bundle,
+        data_dir=tmp_path_factory.mktemp("eval-data"),
+        device="cpu",
+        dtype="float32",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +85,7 @@ def tiny_engine(tiny_settings: Settings):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def toy_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 toy identities x 2 queries, plus the multiple-choice file ``vqa.json``."""
-    from pipeline.toydata import make_toy_identities, make_toy_vqa
+    from pipeline.datasets.toy import make_toy_identities, make_toy_vqa
 
     root = make_toy_identities(tmp_path_factory.mktemp("toy") / "ids", n_identities=3, n_queries=2, seed=0, size=64)
     make_toy_vqa(root, per_identity=4, seed=0)
@@ -209,13 +207,18 @@ def test_tiny_recognition_one_call_per_query(tiny_settings, tiny_engine, toy_roo
     # Rebuild every pair from what the engine saw: query by pixels, identity by its concept.
     query_pixels = {q: _pixels(q) for identity in dataset.identities for q in identity.queries}
     owner_of = {q: identity.name for identity in dataset.identities for q in identity.queries}
-    concepts = {i.name: tiny_engine.encode_references([decode_photo(i.reference, 10**8).image]) for i in dataset.identities}
+    concepts = {
+        i.name: tiny_engine.encode_references([decode_photo(i.reference, 10**8).image]) for i in dataset.identities
+    }
     expected: list[RecognitionRecord] = []
     seen: list[Path] = []
     for call in batches:
         (image,), people = call["args"]
-        (query,) = [q for q, px in query_pixels.items() if px.shape == np.asarray(image).shape
-                    and np.array_equal(px, np.asarray(image))]  # fmt: skip
+        (query,) = [
+            q
+            for q, px in query_pixels.items()
+            if px.shape == np.asarray(image).shape and np.array_equal(px, np.asarray(image))
+        ]
         seen.append(query)
         for person, score in zip(people, call["result"][0], strict=True):
             (name,) = [n for n, c in concepts.items() if torch.allclose(c.tokens, person.concept.tokens, atol=1e-6)]
@@ -271,14 +274,20 @@ def test_tiny_vqa_picks_the_argmax_of_option_loglik(tiny_settings, tiny_engine, 
     assert len(encodes) == len({item["ref_img"] for item in raw}) == 3  # one concept per reference
     assert sum(call["args"][0] is None for call in asked) == len(raw) - n_visual  # text-only: no image
 
-    concepts = {item["ref_img"]: tiny_engine.encode_references([decode_photo(toy_root / item["ref_img"], 10**8).image])
-                for item in raw}  # fmt: skip
+    concepts = {
+        item["ref_img"]: tiny_engine.encode_references([decode_photo(toy_root / item["ref_img"], 10**8).image])
+        for item in raw
+    }
     correct = 0
     for item, row in zip(raw, report["items"], strict=True):
         keys = list(item["multiple_choice"])
         image = decode_photo(toy_root / item["query_img"], 10**8).image if "query_img" in item else None
-        direct = tiny_engine.option_loglik(image, item["question"], [item["multiple_choice"][k] for k in keys],
-                                           [Person("sks", concepts[item["ref_img"]])])  # fmt: skip
+        direct = tiny_engine.option_loglik(
+            image,
+            item["question"],
+            [item["multiple_choice"][k] for k in keys],
+            [Person("sks", concepts[item["ref_img"]])],
+        )
         assert row["predicted"] == keys[int(np.argmax(direct))]
         assert [row["loglik"][k] for k in keys] == pytest.approx(direct, abs=1e-3)
         assert row["text_only"] == ("query_img" not in item) and row["correct"] == item["correct_answer"]

@@ -1,24 +1,12 @@
-"""Shared fixtures for the PLVM model-layer tests: one tiny random bundle per session (offline)."""
+"""Shared fixtures for the PLVM model-layer tests: engines on the session's tiny random bundle."""
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PIL import Image  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from pipeline.plvm.tiny import write_tiny_bundle
-
-    return write_tiny_bundle(tmp_path_factory.mktemp("plvm") / "tiny-bundle", seed=0)
+import numpy as np
+import pytest
+from PIL import Image
 
 
 @pytest.fixture

@@ -163,10 +163,10 @@ def test_worker_warm_up_loads_what_tagging_uses(tiny_bundle, tmp_path, monkeypat
     reference side (enrolment only) does not."""
     from pipeline import profiles
     from pipeline.config import Settings
-    from pipeline.db import upgrade
-    from pipeline.faces import get_face_model
     from pipeline.profiles import make_profile
-    from pipeline.tagging import warm_up
+    from pipeline.recognition.faces import get_face_model
+    from pipeline.store.db import upgrade
+    from pipeline.tagging.batch import warm_up
 
     settings = Settings(profile="tiny", tiny_bundle=tiny_bundle, data_dir=tmp_path, device="cpu")
     upgrade(settings.db_url)

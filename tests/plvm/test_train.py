@@ -30,7 +30,7 @@ STEPS = 240  # the short learning run (batch 16; ~40 s on 2 idle cores)
 
 @pytest.fixture(scope="module")
 def toy_ids(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from pipeline.toydata import make_toy_identities
+    from pipeline.datasets.toy import make_toy_identities
 
     return make_toy_identities(tmp_path_factory.mktemp("toy") / "ids", 6, 4, seed=1, size=64)
 
@@ -62,8 +62,8 @@ def test_sampler_balances_positives_and_negatives(toy_ids):
 
 
 def test_qa_items_become_training_items_without_held_out_data(toy_ids):
+    from pipeline.datasets.toy import make_toy_vqa
     from pipeline.plvm.training.data import load_qa_examples
-    from pipeline.toydata import make_toy_vqa
 
     path = make_toy_vqa(toy_ids, per_identity=4, seed=0)
     items = json.loads(path.read_text())
@@ -75,8 +75,12 @@ def test_qa_items_become_training_items_without_held_out_data(toy_ids):
     for e in examples:
         assert e.kind == "qa" and "<sks>" in e.question and e.reference.parent.name not in unseen
         assert e.query is None or e.query.resolve() not in held
-    kept = [i for i in items if i["ref_img"].split("/")[0] not in unseen
-            and ("query_img" not in i or (toy_ids / i["query_img"]).resolve() not in held)]  # fmt: skip
+    kept = [
+        i
+        for i in items
+        if i["ref_img"].split("/")[0] not in unseen
+        and ("query_img" not in i or (toy_ids / i["query_img"]).resolve() not in held)
+    ]
     assert [e.answer for e in examples] == [i["multiple_choice"][i["correct_answer"]] for i in kept]
     sampler = ExampleSampler(split.train, examples, np.random.default_rng(0), qa_fraction=0.5)
     batch = sampler.sample(40)
@@ -120,8 +124,13 @@ def test_loss_ignores_prompt_tokens_and_weights_yes_no():
     logits = torch.randn(4, 11)
     targets = torch.tensor([3, 5, 7, 10])
     ce = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
-    out = AnswerLogits(logits, targets, torch.tensor([3.0, 1.0, 1.0, 1.0]), torch.zeros(4, dtype=torch.long),
-                       torch.tensor([True, False, False, False]))  # fmt: skip
+    out = AnswerLogits(
+        logits,
+        targets,
+        torch.tensor([3.0, 1.0, 1.0, 1.0]),
+        torch.zeros(4, dtype=torch.long),
+        torch.tensor([True, False, False, False]),
+    )
     expected = (3 * ce[0] + ce[1:].sum()) / 6
     torch.testing.assert_close(weighted_answer_loss(out), expected)
     assert yes_no_correct(out, yes_id=3, no_id=5) == (int(logits[0, 3] > logits[0, 5]), 1)
@@ -132,7 +141,10 @@ def test_forward_reaches_the_aligner_outputs_only(lvlm):
     from pipeline.plvm.training.forward import answer_logits
 
     builder = RowBuilder(lvlm, n_soft=16, name="sks")
-    rows = [builder.row("Is <sks> in this photo?", YES_ANSWER, False), builder.row("Who is <sks>?", "<sks> is here.", False)]
+    rows = [
+        builder.row("Is <sks> in this photo?", YES_ANSWER, False),
+        builder.row("Who is <sks>?", "<sks> is here.", False),
+    ]
     batch = builder.collate(rows, 3.0, 1.0, torch.device("cpu"))
     tokens = torch.randn(2, 17, lvlm.hidden_size, requires_grad=True)
     lm_weight = torch.randn(2, lvlm.hidden_size, requires_grad=True)
@@ -161,7 +173,7 @@ def test_config_rejects_unknown_precision_and_decay_before_loading_models(tmp_pa
 def test_lr_schedule_warms_up_then_decays():
     f = [lr_factor(s, warmup=4, total=20) for s in range(1, 21)]
     assert f[:4] == [0.25, 0.5, 0.75, 1.0] and f[-1] == pytest.approx(0.0, abs=1e-12)
-    assert all(a >= b for a, b in zip(f[3:], f[4:]))
+    assert all(a >= b for a, b in zip(f[3:], f[4:], strict=False))
     assert lr_factor(12, 4, 20, "linear") == pytest.approx(0.5)
 
 
@@ -177,8 +189,8 @@ def _settings(bundle: Path, tmp: Path):
 @pytest.fixture(scope="module")
 def learnable(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(toy identities, the demo's trainable random bundle), as bench/train_toy.py uses them, smaller."""
+    from pipeline.datasets.toy import make_toy_identities, make_toy_vqa
     from pipeline.plvm.training.toy import write_toy_bundle
-    from pipeline.toydata import make_toy_identities, make_toy_vqa
 
     root = tmp_path_factory.mktemp("learn")
     data = make_toy_identities(root / "ids", 6, 12, seed=0, size=64)
@@ -191,7 +203,7 @@ def many_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same 6 toy people with 60 photos each (a second or two to draw). With 12, the Aligner fits
     the 9 training photos per person well before it recognises held-out ones, and 3 held-out
     photos per person make a noisy measure."""
-    from pipeline.toydata import make_toy_identities
+    from pipeline.datasets.toy import make_toy_identities
 
     return make_toy_identities(tmp_path_factory.mktemp("many") / "ids", 6, 60, seed=0, size=64)
 
@@ -200,9 +212,19 @@ def _config(data: Path, out: Path, **overrides):
     from pipeline.plvm.train import TrainConfig
     from pipeline.plvm.training.toy import TOY_ALIGNER
 
-    base = dict(data_dir=data, out=out, batch_size=8, lr=4e-3, warmup_steps=2, held_out_identities=0.0,
-                held_out_query_fraction=0.0, aligner_sizes=TOY_ALIGNER, other_weight=0.1, progress=False,
-                final_eval=False)  # fmt: skip
+    base = dict(
+        data_dir=data,
+        out=out,
+        batch_size=8,
+        lr=4e-3,
+        warmup_steps=2,
+        held_out_identities=0.0,
+        held_out_query_fraction=0.0,
+        aligner_sizes=TOY_ALIGNER,
+        other_weight=0.1,
+        progress=False,
+        final_eval=False,
+    )
     return TrainConfig(**{**base, **overrides})
 
 
@@ -241,9 +263,21 @@ def test_short_training_learns_and_saves_a_loadable_checkpoint(learnable, many_p
     _, bundle = learnable
     data = many_photos
     out = tmp_path / "ckpt" / "aligner.ckpt"
-    config = _config(data, out, steps=STEPS, batch_size=16, lr=6e-3, warmup_steps=20, other_weight=0.0,
-                     paraphrase_fraction=0.0, init_token_scale=4.0, adam_beta2=0.95, held_out_query_fraction=0.3,
-                     final_eval=True, save_every=STEPS // 2)  # fmt: skip
+    config = _config(
+        data,
+        out,
+        steps=STEPS,
+        batch_size=16,
+        lr=6e-3,
+        warmup_steps=20,
+        other_weight=0.0,
+        paraphrase_fraction=0.0,
+        init_token_scale=4.0,
+        adam_beta2=0.95,
+        held_out_query_fraction=0.3,
+        final_eval=True,
+        save_every=STEPS // 2,
+    )
     result = train_aligner(config, _settings(bundle, tmp_path))
     losses = np.array(result.losses)
     k = len(losses) // 5
@@ -269,8 +303,8 @@ def test_short_training_learns_and_saves_a_loadable_checkpoint(learnable, many_p
 def test_cli_train_registers_and_runs(learnable, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    import pipeline.cli_train  # noqa: F401  (registers `train` on the app)
-    from pipeline.cli import app
+    import pipeline.cli.train  # noqa: F401  (registers `train` on the app)
+    from pipeline.cli.app import app
     from pipeline.config import get_settings
 
     data, bundle = learnable
@@ -281,10 +315,33 @@ def test_cli_train_registers_and_runs(learnable, tmp_path, monkeypatch):
     get_settings.cache_clear()
     out = tmp_path / "cli" / "aligner.ckpt"
     report = tmp_path / "cli" / "report.json"
-    args = ["train", "--data", str(data), "--out", str(out), "--steps", "3", "--batch-size", "4",
-            "--held-out-identities", "0.34", "--held-out-queries", "0.2", "--aligner-sizes", json.dumps({"depth": 1}),
-            "--qa", str(data / "vqa.json"), "--report", str(report),
-            "--paraphrase-fraction", "0", "--init-token-scale", "4", "--adam-beta2", "0.95"]  # fmt: skip
+    args = [
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--steps",
+        "3",
+        "--batch-size",
+        "4",
+        "--held-out-identities",
+        "0.34",
+        "--held-out-queries",
+        "0.2",
+        "--aligner-sizes",
+        json.dumps({"depth": 1}),
+        "--qa",
+        str(data / "vqa.json"),
+        "--report",
+        str(report),
+        "--paraphrase-fraction",
+        "0",
+        "--init-token-scale",
+        "4",
+        "--adam-beta2",
+        "0.95",
+    ]
     result = CliRunner().invoke(app, args)
     get_settings.cache_clear()
     assert result.exit_code == 0, result.output
@@ -306,6 +363,20 @@ def test_gpu_bench_parses_and_dry_runs_on_cpu(capsys):
     with pytest.raises(SystemExit) as exit_info:
         module.parse_args(["--help"])
     assert exit_info.value.code == 0 and "--dry-run-cpu-tiny" in capsys.readouterr().out
-    figures = module.main(["--dry-run-cpu-tiny", "--steps", "4", "--batch-size", "2", "--warmup-steps", "1",
-                           "--identities", "4", "--queries", "2", "--quiet"])  # fmt: skip
+    figures = module.main(
+        [
+            "--dry-run-cpu-tiny",
+            "--steps",
+            "4",
+            "--batch-size",
+            "2",
+            "--warmup-steps",
+            "1",
+            "--identities",
+            "4",
+            "--queries",
+            "2",
+            "--quiet",
+        ]
+    )
     assert figures["steps_timed"] == 3 and figures["tokens_per_s"] > 0 and figures["peak_gpu_memory_gib"] is None

@@ -29,8 +29,14 @@ def test_config_defaults_and_validation() -> None:
     assert config.ip_adapter_weight_name == "ip-adapter-plus-face_sd15.safetensors"
     assert config.device == "auto" and config.dtype == "auto"
     assert SynthConfig(prompts=["a", "b"]).prompts == ("a", "b")
-    for bad in ({"steps": 0}, {"size": 500}, {"prompts": []}, {"prompts": ["ok", " "]},
-                {"images_per_identity": -1}, {"ip_adapter_scale": -0.1}):
+    for bad in (
+        {"steps": 0},
+        {"size": 500},
+        {"prompts": []},
+        {"prompts": ["ok", " "]},
+        {"images_per_identity": -1},
+        {"ip_adapter_scale": -0.1},
+    ):
         with pytest.raises(ValueError, match="invalid SynthConfig"):
             SynthConfig(**bad)
 
@@ -102,8 +108,10 @@ def test_missing_ip_adapter_names_files(tmp_path: Path) -> None:
         check_models(config)
     message = str(info.value)
     assert f"'{DEFAULT_IP_ADAPTER_REPO}'" in message
-    assert (f"hf download {DEFAULT_IP_ADAPTER_REPO} models/{DEFAULT_IP_ADAPTER_WEIGHT} "
-            "models/image_encoder/config.json models/image_encoder/model.safetensors") in message
+    assert (
+        f"hf download {DEFAULT_IP_ADAPTER_REPO} models/{DEFAULT_IP_ADAPTER_WEIGHT} "
+        "models/image_encoder/config.json models/image_encoder/model.safetensors"
+    ) in message
 
     local = SynthConfig(base_model=str(tmp_path / "nowhere"))
     with pytest.raises(MissingWeightsError, match="nowhere.*model_index.json"):

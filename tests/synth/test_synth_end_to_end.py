@@ -18,7 +18,7 @@ from PIL import Image
 
 pytest.importorskip("diffusers")
 
-from pipeline.evaluation.dataset import load_identity_folders
+from pipeline.datasets.release import load_identity_folders
 from pipeline.plvm.errors import MissingWeightsError
 from pipeline.synth import SynthConfig, image_seed, load_pipeline, synthesize
 from pipeline.synth.tiny import build_tiny_synth_pipeline, tiny_synth_config
@@ -122,8 +122,9 @@ def test_synthesize_writes_identity_folders_and_manifest(faces: Path, tmp_path: 
         assert entry["images"][0]["prompt"] != entry["images"][1]["prompt"]
 
 
-def test_rerun_skips_existing_and_regenerates_identically(faces: Path, tmp_path: Path, config: SynthConfig,
-                                                          pipe) -> None:  # type: ignore[no-untyped-def]
+def test_rerun_skips_existing_and_regenerates_identically(
+    faces: Path, tmp_path: Path, config: SynthConfig, pipe
+) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "out"
     synthesize(faces, out, config, pipe=pipe, progress=False)
     first = {p: p.read_bytes() for p in sorted(out.glob("*/query_img_*.png"))}
@@ -161,8 +162,7 @@ def test_rerun_skips_existing_and_regenerates_identically(faces: Path, tmp_path:
     assert (out / "bob" / "query_img_000.png").read_bytes() != first[out / "bob" / "query_img_000.png"]
 
 
-def test_same_seed_same_images_other_seed_other_images(faces: Path, tmp_path: Path, config: SynthConfig,
-                                                       pipe) -> None:  # type: ignore[no-untyped-def]
+def test_same_seed_same_images_other_seed_other_images(faces: Path, tmp_path: Path, config: SynthConfig, pipe) -> None:  # type: ignore[no-untyped-def]
     one = replace(config, images_per_identity=1)
     a = synthesize(faces, tmp_path / "a", one, pipe=pipe, progress=False)
     b = synthesize(faces, tmp_path / "b", one, pipe=pipe, progress=False)
@@ -174,8 +174,7 @@ def test_same_seed_same_images_other_seed_other_images(faces: Path, tmp_path: Pa
         assert not np.array_equal(_pixels(tmp_path / "a" / image), _pixels(tmp_path / "c" / image))
 
 
-def test_ip_adapter_conditions_on_the_face(tmp_path: Path, config: SynthConfig,
-                                           pipe) -> None:  # type: ignore[no-untyped-def]
+def test_ip_adapter_conditions_on_the_face(tmp_path: Path, config: SynthConfig, pipe) -> None:  # type: ignore[no-untyped-def]
     """Same identity name => same seed and prompt; only the face image differs."""
     _noise_face(tmp_path / "faces1" / "x.png", seed=10)
     _noise_face(tmp_path / "faces2" / "x.png", seed=20)
@@ -245,8 +244,9 @@ def test_hub_ids_load_from_the_local_cache_only(tiny_root: Path, tmp_path: Path,
     cache = tmp_path / "hub"
     base = _put_in_fake_cache(cache, "test-org/tiny-sd15", tiny_root / "base")
     _put_in_fake_cache(cache, "test-org/tiny-ip-adapter", tiny_root / "ip-adapter")
-    hub = replace(config, base_model="test-org/tiny-sd15", ip_adapter_repo="test-org/tiny-ip-adapter",
-                  cache_dir=str(cache))
+    hub = replace(
+        config, base_model="test-org/tiny-sd15", ip_adapter_repo="test-org/tiny-ip-adapter", cache_dir=str(cache)
+    )
     pipe = load_pipeline(hub)
     assert pipe.image_encoder is not None and pipe.unet.encoder_hid_proj is not None
 

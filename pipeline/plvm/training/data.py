@@ -1,6 +1,6 @@
 """Training data: identity split, recognition pairs (50/50 positive/negative) and QA items.
 
-The identity folders are read with the evaluation loader (:mod:`pipeline.evaluation.dataset`), so
+The identity folders are read with the evaluation loader (:mod:`pipeline.datasets.release`), so
 training and ``pipeline eval recognition`` agree on what a reference and a query are. The split
 keeps two kinds of held-out data:
 
@@ -66,7 +66,10 @@ class Split:
 
     def summary(self) -> dict[str, Any]:
         """Counts and names, JSON-able."""
-        count = lambda ids: sum(len(i.queries) for i in ids)  # noqa: E731
+
+        def count(identities: list[IdentityImages]) -> int:
+            return sum(len(i.queries) for i in identities)
+
         return {
             "train_identities": len(self.train),
             "train_queries": count(self.train),
@@ -91,7 +94,7 @@ def split_identities(
 
     Raises ValueError when fewer than two identities remain for training (negatives need two).
     """
-    from pipeline.evaluation.dataset import load_identity_folders
+    from pipeline.datasets.release import load_identity_folders
 
     dataset = load_identity_folders(Path(data_dir))
     for problem in dataset.problems:
@@ -144,7 +147,7 @@ def load_qa_examples(json_path: Path, data_dir: Path, split: Split) -> list[Exam
     identities or showing a held-out image are dropped (logged). The identity's folder name in an
     answer becomes ``<sks>`` (whole word), so answers that name the person train the concept token.
     """
-    from pipeline.evaluation.dataset import load_vqa_items
+    from pipeline.datasets.release import load_vqa_items
 
     json_path = Path(json_path)
     root = json_path.parent
@@ -215,7 +218,9 @@ class ExampleSampler:
         if positive and len(person.queries) > 1 and self.rng.random() < self.reference_from_queries:
             others = [q for q in person.queries if q != query]
             reference = others[int(self.rng.integers(len(others)))]
-        return Example(reference, query, self._question(), YES_ANSWER if positive else NO_ANSWER, "recognition", positive)
+        return Example(
+            reference, query, self._question(), YES_ANSWER if positive else NO_ANSWER, "recognition", positive
+        )
 
     def sample(self, n: int) -> list[Example]:
         """``n`` examples in random order."""

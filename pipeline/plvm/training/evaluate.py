@@ -1,7 +1,7 @@
 """Held-out recognition during training, through the code of ``pipeline eval recognition``.
 
 The held-out split is laid out as identity folders (symlinks) once; every evaluation calls
-:func:`pipeline.evaluation.runner.evaluate_recognition` with an engine whose Aligner is the one
+:func:`pipeline.evaluation.recognition.evaluate_recognition` with an engine whose Aligner is the one
 being trained (:meth:`PlvmEngine.use_aligner`), so the figures are the ones the CLI would print
 for a checkpoint of these weights: references encoded by DINOv2 + Aligner, concept rows written,
 P(yes) of "Is <X> in this photo?" for every (identity, query) pair, threshold from the settings.
@@ -44,7 +44,7 @@ def evaluate_heldout(
     The Aligner is put in eval mode for the call and back in train mode after; the LVLM is
     re-frozen afterwards (writing concept rows may have resized its matrices).
     """
-    from pipeline.evaluation.runner import evaluate_recognition
+    from pipeline.evaluation.recognition import evaluate_recognition
 
     lvlm = engine.load_lvlm()
     was_training = aligner.training

@@ -3,7 +3,7 @@
 Both encoders are frozen, so an image's features never change during training: with ``cache``
 each image is decoded and encoded once (z_ref kept as float32 on the CPU, image rows on the
 training device in the LVLM's dtype). Images are decoded like ``pipeline eval recognition`` does
-(:func:`pipeline.photos.decode_photo`: EXIF orientation, RGB).
+(:func:`pipeline.photos.decode.decode_photo`: EXIF orientation, RGB).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from pipeline.plvm.lvlm import Lvlm
     from pipeline.plvm.reference import ReferenceEncoder
 
+
 class FrozenFeatures:
     """z_ref and image rows for paths, computed without gradients (optionally cached).
     ``max_pixels``: the decompression-bomb guard (``Settings.max_image_pixels``)."""
@@ -38,8 +39,8 @@ class FrozenFeatures:
         self._images: dict[Path, torch.Tensor] = {}
 
     def _load(self, path: Path) -> Image.Image:
-        """RGB image, EXIF-oriented. Raises pipeline.photos.PhotoError for unreadable files."""
-        from pipeline.photos import decode_photo
+        """RGB image, EXIF-oriented. Raises pipeline.photos.decode.PhotoError for unreadable files."""
+        from pipeline.photos.decode import decode_photo
 
         return decode_photo(Path(path), self.max_pixels).image
 
@@ -53,7 +54,7 @@ class FrozenFeatures:
         todo = self._missing(paths, store)
         if todo:
             z = self.encoder.encode([self._load(p) for p in todo])  # (U, T, width) float32, CPU
-            store.update(zip(todo, z))
+            store.update(zip(todo, z, strict=True))
         return torch.stack([store[p] for p in paths]).to(self.device)
 
     @torch.no_grad()
@@ -62,7 +63,7 @@ class FrozenFeatures:
         store: dict[Path, torch.Tensor] = self._images if self.cache else {}
         todo = self._missing([p for p in paths if p is not None], store)
         if todo:
-            store.update(zip(todo, self.lvlm.encode_images([self._load(p) for p in todo])))
+            store.update(zip(todo, self.lvlm.encode_images([self._load(p) for p in todo]), strict=True))
         return [store[p] if p is not None else None for p in paths]
 
     def warm(self, references: Sequence[Path], images: Sequence[Path], chunk: int = 32) -> None:

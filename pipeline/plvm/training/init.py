@@ -55,11 +55,13 @@ def standardize_inputs(aligner: Aligner, z_ref: torch.Tensor, eps: float = 1e-6)
     if z_ref.ndim != 3 or z_ref.shape[-1] != aligner.config.width:
         raise ValueError(f"z_ref must be (N, T, {aligner.config.width}); got {tuple(z_ref.shape)}")
     z = z_ref.float()
-    pairs = ((aligner.proj_in, z.reshape(-1, z.shape[-1])), (aligner.linear_weight_mapping[0], z[:, 0]))
+    first = aligner.linear_weight_mapping[0]
+    assert isinstance(first, torch.nn.Linear)  # the Aligner's CLS MLP starts with a Linear
+    pairs = ((aligner.proj_in, z.reshape(-1, z.shape[-1])), (first, z[:, 0]))
     for layer, x in pairs:
         mean, std = x.mean(0), x.std(0).clamp_min(eps)  # (width,)
         weight = layer.weight / std.to(layer.weight)  # (out, width)
-        layer.bias -= weight @ mean.to(weight)
+        layer.bias.sub_(weight @ mean.to(weight))
         layer.weight.copy_(weight)
 
 
@@ -78,6 +80,7 @@ def match_output_scale(
     aligner.norm_out.weight.fill_(token_scale * float(embedding.float().std()))
     aligner.norm_out.bias.zero_()
     last = aligner.linear_weight_mapping[-1]
+    assert isinstance(last, torch.nn.Linear)  # the Aligner's CLS MLP ends with a Linear
     current = aligner(z_ref.float().to(last.weight.device))[1].std()
     scale = float(head.float().std()) / max(float(current), 1e-8)
     last.weight.mul_(scale)

@@ -94,7 +94,8 @@ def build_aligner(config: TrainConfig, width: int, hidden: int) -> Aligner:
 
 
 def _optimizer(aligner: Aligner, config: TrainConfig) -> torch.optim.AdamW:
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, param in aligner.named_parameters():
         (decay if param.ndim >= 2 and name != "latents" else no_decay).append(param)
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -146,8 +147,13 @@ class _Trainer:
         qa = load_qa_examples(config.qa_json, config.data_dir, self.split) if config.qa_json else []
         self.sampler_rng = np.random.default_rng([config.seed, 11])
         self.sampler = ExampleSampler(
-            self.split.train, qa, self.sampler_rng, config.qa_fraction, config.reference_from_queries,
-            paired=config.paired, paraphrase_fraction=config.paraphrase_fraction,
+            self.split.train,
+            qa,
+            self.sampler_rng,
+            config.qa_fraction,
+            config.reference_from_queries,
+            paired=config.paired,
+            paraphrase_fraction=config.paraphrase_fraction,
         )
         self.optimizer = _optimizer(self.aligner, config)
         self.scheduler = make_scheduler(
@@ -172,8 +178,11 @@ class _Trainer:
         self.step = int(saved["step"])
         self.history = {k: list(v) for k, v in saved["history"].items()}
         if saved.get("config", {}).get("steps") != self.config.steps:
-            log.warning("resume: steps changed from %s to %s; the LR schedule follows the new total",
-                        saved.get("config", {}).get("steps"), self.config.steps)  # fmt: skip
+            log.warning(
+                "resume: steps changed from %s to %s; the LR schedule follows the new total",
+                saved.get("config", {}).get("steps"),
+                self.config.steps,
+            )
 
     # One step ----------------------------------------------------------------------------------
     def _micro_batch(self) -> tuple[torch.Tensor, int, int]:
@@ -261,7 +270,9 @@ class _Trainer:
             recent: deque[float] = deque(maxlen=50)
             step_seconds: list[float] = []
             step_tokens: list[int] = []
-            bar = tqdm(total=c.steps, initial=self.step, desc="train aligner", disable=not c.progress, dynamic_ncols=True)
+            bar = tqdm(
+                total=c.steps, initial=self.step, desc="train aligner", disable=not c.progress, dynamic_ncols=True
+            )
             with bar:
                 while self.step < end:
                     tic, tokens_before = time.perf_counter(), self.tokens_seen
@@ -275,7 +286,9 @@ class _Trainer:
                     if not math.isnan(acc):
                         recent.append(acc)
                     bar.update()
-                    bar.set_postfix(loss=f"{loss:.3f}", acc=f"{np.mean(recent) if recent else math.nan:.2f}", lr=f"{lr:.2e}")
+                    bar.set_postfix(
+                        loss=f"{loss:.3f}", acc=f"{np.mean(recent) if recent else math.nan:.2f}", lr=f"{lr:.2e}"
+                    )
                     if c.save_every and self.step % c.save_every == 0:
                         self.save()
                     if c.eval_every and self.step % c.eval_every == 0:
@@ -314,7 +327,9 @@ def _enable_checkpointing(lvlm: Lvlm) -> None:
     cfg = lvlm.model.config.text_config
     if float(getattr(cfg, "attention_dropout", 0.0) or 0.0) > 0:
         raise ValueError("gradient checkpointing runs the LVLM in train mode, which needs attention_dropout == 0")
-    lvlm.model.model.language_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    lvlm.model.model.language_model.gradient_checkpointing_enable(
+        gradient_checkpointing_kwargs={"use_reentrant": False}
+    )
 
 
 def train_aligner(config: TrainConfig, settings: Any, *, models: FrozenModels | None = None) -> TrainResult:

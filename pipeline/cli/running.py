@@ -1,0 +1,104 @@
+"""``pipeline run``, ``watch``, ``worker`` and ``flower``: the long-running commands."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.cli.app import UserError, app, err, out, settings
+
+
+@app.command()
+def run(
+    folders: Annotated[list[Path], typer.Argument(help="Folders to watch (default: PIPELINE_WATCH)")] = [],  # noqa: B006 - typer reads the default; it is never mutated
+    flower: Annotated[bool, typer.Option("--flower", help="Also start Flower")] = False,
+    flower_port: Annotated[int, typer.Option("--flower-port")] = 5555,
+    until_idle: Annotated[bool, typer.Option("--until-idle", help="Exit once every photo is processed")] = False,
+) -> None:
+    """Embedded broker (unless configured) + a worker + the watcher, with progress. Ctrl-C stops all."""
+    from pipeline.service.runner import RunOptions
+    from pipeline.service.runner import run as do_run
+
+    s = settings()
+    chosen = [f.expanduser().resolve() for f in folders] or s.watch
+    if not chosen:
+        raise UserError("give a folder to watch (or set PIPELINE_WATCH)")
+    code = do_run(
+        s, RunOptions(folders=chosen, flower=flower, flower_port=flower_port, until_idle=until_idle), out.print
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+def watch(folders: Annotated[list[Path], typer.Argument(help="Folders to watch")] = []) -> None:  # noqa: B006 - typer reads the default; it is never mutated
+    """Run the watcher alone (multi-process deployments: workers run elsewhere)."""
+    import threading
+
+    from pipeline.broker.client import resolve_broker_url
+    from pipeline.ingest.dispatch import Dispatcher, Sweeper, send_all_queued
+    from pipeline.ingest.ingestor import Ingestor, make_watcher
+    from pipeline.store.db import ensure_schema
+
+    s = settings()
+    chosen = [f.expanduser().resolve() for f in folders] or s.watch
+    if not chosen:
+        raise UserError("give a folder to watch (or set PIPELINE_WATCH)")
+    for folder in chosen:
+        if not folder.is_dir():
+            raise UserError(f"{folder}: not a folder")
+    ensure_schema()
+    broker = resolve_broker_url(s)
+    if broker is None:
+        err.print("[yellow]no broker reachable: photos are registered as queued and sent once it is[/]")
+    dispatcher = Dispatcher(broker or s.broker_url, s)
+    if broker is not None:
+        dispatcher.connect()
+    send_all_queued(s, dispatcher)
+    ingestor = Ingestor(dispatcher)
+    watcher = make_watcher(chosen, ingestor, s)
+    sweeper = Sweeper(s, dispatcher)
+    stop = threading.Event()
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    watcher.start()
+    sweeper.start()
+    out.print("watching " + ", ".join(map(str, chosen)))
+    stop.wait()
+    watcher.stop()
+    dispatcher.close()
+    sweeper.stop()
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def worker(ctx: typer.Context) -> None:
+    """Start a Celery worker on the gpu queue with the pipeline's defaults (extra flags pass through)."""
+    from pipeline.broker.client import resolve_broker_url
+    from pipeline.service.runner import worker_command
+
+    s = settings()
+    broker = resolve_broker_url(s)
+    if broker is None:
+        raise UserError("no broker: set PIPELINE_BROKER_URL, or start `pipeline run` which embeds one")
+    os.environ["PIPELINE_BROKER_URL"] = broker
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    command = worker_command(f"pipeline-{os.getpid()}@%h", list(ctx.args))
+    os.execv(command[0], command)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def flower(ctx: typer.Context, port: Annotated[int, typer.Option("--port")] = 5555) -> None:
+    """Start Flower against the configured (or running embedded) broker; extra flags pass through."""
+    from pipeline.broker.client import resolve_broker_url
+    from pipeline.service.runner import flower_command
+
+    broker = resolve_broker_url(settings())
+    if broker is None:
+        raise UserError("no broker: set PIPELINE_BROKER_URL, or start `pipeline run`")
+    os.environ["PIPELINE_BROKER_URL"] = broker
+    command = flower_command(port, list(ctx.args))
+    os.execv(command[0], command)

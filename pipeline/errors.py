@@ -1,0 +1,13 @@
+"""The one base class of the problems a user can act on.
+
+Each package raises its own subclass (a bad photo, an unknown person, an unreachable broker, a
+missing weight file, ...) with a message that says what happened and what to do. The CLI prints
+any of them as one ``error:`` line and exits 1; the traceback only with ``-v``. Anything else that
+escapes is a bug and is reported as such.
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """A user-facing problem; ``str(error)`` is the whole message, ready to print."""

@@ -1,0 +1,356 @@
+"""Run the recognition benchmark (the PLVM release's identity folders) with any model profile.
+
+No database is opened or written: the faces profile uses the process's face model directly, the
+plvm/tiny profiles a :class:`~pipeline.plvm.engine.PlvmEngine` whose concept rows live in memory.
+Every image is decoded and its features computed once:
+
+- ``faces``: YuNet + SFace on every reference and every query (one ``detect`` call per image). A
+  query's score for identity X is the highest cosine between any face in the query and X's
+  reference face. A reference with several faces uses its largest face (a note says so).
+- ``plvm`` / ``tiny``: one ``encode_references([ref])`` per identity, then one batched
+  ``recognition_scores_batch(queries, all identities)`` per group of queries (P(yes) of "Is <X> in
+  this photo?"), so N identities x M queries cost about M / ``queries_per_call`` engine calls.
+
+Edge cases, never dropped silently (each is listed in ``report.failures``, explained in
+``report.notes``):
+
+- an image that cannot be decoded is not scored; a query's pairs are left out, a reference's
+  identity is not asked about (its queries still serve as negatives for the others);
+- faces: a decodable query without a face is scored :data:`NO_FACE_SCORE` (= "no") for every
+  identity, so it costs its owner a miss; a reference without a face scores every query
+  :data:`NO_FACE_SCORE` for that identity.
+
+Both profiles give scores (cosine, P(yes)), so the report has the threshold sweep, best threshold
+and ROC from :mod:`pipeline.evaluation.metrics`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline.config import Settings
+from pipeline.datasets.release import Identity, IdentityDataset, load_identity_folders
+from pipeline.errors import PipelineError
+from pipeline.evaluation.metrics import Failure, RecognitionRecord, RecognitionReport, recognition_report
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = [
+    "NO_FACE_SCORE",
+    "EvaluationError",
+    "RecognitionRun",
+    "decode_image",
+    "evaluate_recognition",
+    "load_dataset",
+    "model_version_of",
+    "score_recognition",
+]
+
+#: Score of a (query, identity) pair the faces profile cannot compare (no face on either side):
+#: the lowest cosine, so it is "no" at every threshold above -1.
+NO_FACE_SCORE = -1.0
+#: Names the PLVM concepts get inside the engine (display names never reach the prompt; neutral
+#: names cannot collide with words of the question and stay the same across runs).
+CONCEPT_NAME = "eval_identity_{index}"
+
+
+class EvaluationError(PipelineError):
+    """Data or settings that make an evaluation impossible; the message says why and what to fix."""
+
+
+@dataclass
+class RecognitionRun:
+    """Raw output of :func:`score_recognition`, before any threshold is applied.
+
+    ``records``: one per scored (identity, query) pair, ``score`` set (cosine or P(yes)),
+    ``query`` the path relative to the dataset root (POSIX). ``failures``: images not (fully)
+    scored. ``notes``: readable lines on how edge cases were scored. ``threshold``: the profile's
+    configured decision threshold. ``model_version``: what produced the scores.
+    """
+
+    profile: str
+    records: list[RecognitionRecord]
+    failures: list[Failure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    threshold: float = 0.5
+    model_version: str = ""
+
+
+def load_dataset(root: Path) -> IdentityDataset:
+    """The identity folders under ``root``.
+
+    Raises:
+        EvaluationError: ``root`` is missing or not a folder, or holds no usable identity (the
+            message lists every problem found).
+    """
+    try:
+        dataset = load_identity_folders(Path(root))
+    except FileNotFoundError as error:
+        raise EvaluationError(str(error)) from None
+    if not dataset.identities:
+        listed = "\n  ".join(dataset.problems)
+        raise EvaluationError(f"no usable identity in {root}:\n  {listed}")
+    return dataset
+
+
+def decode_image(path: Path, settings: Settings) -> tuple[Image.Image | None, str | None]:
+    """(RGB image with EXIF orientation applied, None) or (None, readable reason); never raises
+    for a bad file. ``settings.max_image_pixels`` guards against decompression bombs."""
+    from pipeline.photos.decode import PhotoError, decode_photo
+
+    try:
+        return decode_photo(path, settings.max_image_pixels).image, None
+    except PhotoError as error:
+        return None, str(error.reason)
+
+
+def model_version_of(engine: Any, fallback: str) -> str:
+    """``engine.model_version``, or ``fallback`` when it has none or cannot tell (an engine whose
+    Aligner is being trained has no checkpoint file to hash)."""
+    from pipeline.plvm.errors import PlvmError
+
+    try:
+        return str(engine.model_version)
+    except (AttributeError, PlvmError, OSError):
+        return fallback
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _progress(total: int, desc: str, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=not enabled, leave=False)
+
+
+def _queries(dataset: IdentityDataset) -> Iterator[tuple[Identity, Path]]:
+    for owner in dataset.identities:
+        for query in owner.queries:
+            yield owner, query
+
+
+# --- faces ---------------------------------------------------------------------------------
+
+
+def _reference_face(faces: Sequence[Any]) -> Any:
+    """The largest face by box area (relative units), ties to the more confident one."""
+    return max(faces, key=lambda f: (f.box[2] * f.box[3], f.score))
+
+
+def _score_faces(settings: Settings, dataset: IdentityDataset, progress: bool) -> RecognitionRun:
+    from pipeline.recognition.faces import EMBEDDING_SIZE, get_face_model
+    from pipeline.recognition.matching import cosine_matrix
+
+    model, root = get_face_model(), dataset.root
+    run = RecognitionRun("faces", [], threshold=settings.match_threshold, model_version=model.version)
+    names: list[str] = []
+    refs: list[np.ndarray | None] = []  # (128,) or None when the reference has no face
+    bar = _progress(len(dataset.identities) + dataset.n_queries, "faces: detect + embed", progress)
+    with bar:
+        for identity in dataset.identities:
+            image, reason = decode_image(identity.reference, settings)
+            bar.update()
+            where = _rel(identity.reference, root)
+            if image is None:
+                run.failures.append(Failure(where, f"reference cannot be decoded ({reason}); identity not evaluated"))
+                continue
+            faces = get_face_model().detect(np.asarray(image))
+            names.append(identity.name)
+            if not faces:
+                refs.append(None)
+                run.failures.append(
+                    Failure(
+                        where,
+                        f"no face in the reference; every query scored 'no' "
+                        f"(score {NO_FACE_SCORE:g}) for {identity.name}",
+                    )
+                )
+                continue
+            if len(faces) > 1:
+                run.notes.append(f"{where}: {len(faces)} faces in the reference; the largest one was used")
+            refs.append(_reference_face(faces).embedding)
+        if not names:
+            raise EvaluationError("no reference image could be decoded; nothing to evaluate")
+        ref_matrix = np.stack([r if r is not None else np.zeros(EMBEDDING_SIZE, np.float32) for r in refs])
+        has_ref = np.array([r is not None for r in refs])  # (N,)
+        n_faceless = 0
+        for owner, query in _queries(dataset):
+            image, reason = decode_image(query, settings)
+            bar.update()
+            where = _rel(query, root)
+            if image is None:
+                run.failures.append(Failure(where, f"query cannot be decoded ({reason}); not scored"))
+                continue
+            faces = get_face_model().detect(np.asarray(image))
+            if faces:
+                cosines = cosine_matrix(np.stack([f.embedding for f in faces]), ref_matrix)  # (F, N)
+                scores = np.where(has_ref, cosines.max(axis=0), NO_FACE_SCORE)  # (N,)
+            else:
+                scores = np.full(len(names), NO_FACE_SCORE)
+                n_faceless += 1
+                run.failures.append(
+                    Failure(where, f"no face found; scored 'no' (score {NO_FACE_SCORE:g}) for every identity")
+                )
+            for name, score in zip(names, scores, strict=True):
+                run.records.append(RecognitionRecord(name, where, owner.name, name == owner.name, score=float(score)))
+    if not (has_ref.all() and n_faceless == 0):
+        run.notes.append(
+            f"faces profile: an image without a face is kept and scored {NO_FACE_SCORE:g} ('no') "
+            "for every identity it is compared with, so it counts as a miss for its owner"
+        )
+    run.notes.append(
+        "faces profile: score = highest cosine between any face in the query and the identity's reference face"
+    )
+    return run
+
+
+# --- plvm / tiny -----------------------------------------------------------------------------
+
+
+def _score_plvm(
+    settings: Settings, dataset: IdentityDataset, engine: Any, progress: bool, queries_per_call: int | None
+) -> RecognitionRun:
+    from pipeline.plvm.embeddings import Person
+
+    if engine is None:
+        from pipeline.plvm.engine import PlvmEngine
+
+        engine = PlvmEngine.from_settings(settings)
+    root = dataset.root
+    run = RecognitionRun(
+        settings.profile,
+        [],
+        threshold=settings.recognition_threshold,
+        model_version=model_version_of(engine, f"{settings.profile}:unsaved-aligner"),
+    )
+    names: list[str] = []
+    people: list[Person] = []
+    bar = _progress(len(dataset.identities) + dataset.n_queries, f"{settings.profile}: recognition", progress)
+    with bar:
+        for identity in dataset.identities:
+            image, reason = decode_image(identity.reference, settings)
+            bar.update()
+            if image is None:
+                run.failures.append(
+                    Failure(
+                        _rel(identity.reference, root),
+                        f"reference cannot be decoded ({reason}); identity not evaluated",
+                    )
+                )
+                continue
+            people.append(Person(CONCEPT_NAME.format(index=len(people)), engine.encode_references([image])))
+            names.append(identity.name)
+        if not people:
+            raise EvaluationError("no reference image could be decoded; nothing to evaluate")
+        per_call = queries_per_call or max(1, int(getattr(engine, "max_batch", 16)) // len(people))
+        pending: list[tuple[Identity, str, Image.Image]] = []
+
+        def flush() -> None:
+            scores = np.asarray(engine.recognition_scores_batch([p[2] for p in pending], people))  # (b, N)
+            for (owner, where, _), row in zip(pending, scores, strict=True):
+                for name, score in zip(names, row, strict=True):
+                    run.records.append(
+                        RecognitionRecord(name, where, owner.name, name == owner.name, score=float(score))
+                    )
+            bar.update(len(pending))
+            pending.clear()
+
+        for owner, query in _queries(dataset):
+            image, reason = decode_image(query, settings)
+            if image is None:
+                bar.update()
+                run.failures.append(Failure(_rel(query, root), f"query cannot be decoded ({reason}); not scored"))
+                continue
+            pending.append((owner, _rel(query, root), image))
+            if len(pending) >= per_call:
+                flush()
+        if pending:
+            flush()
+    run.notes.append(
+        f"{settings.profile} profile: score = P(yes) / (P(yes) + P(no)) for 'Is <identity> in this "
+        "photo?', the identity's concept encoded from its reference image"
+    )
+    if getattr(engine, "random_weights", False):
+        run.notes.append("random weights (tiny test bundle): these figures are meaningless")
+    return run
+
+
+# --- public entry points ---------------------------------------------------------------------
+
+
+def score_recognition(
+    settings: Settings,
+    root: Path,
+    *,
+    engine: Any = None,
+    progress: bool = True,
+    queries_per_call: int | None = None,
+) -> RecognitionRun:
+    """Score every (identity, query) pair of the identity folders under ``root``.
+
+    Args:
+        settings: ``profile`` picks the model (faces, plvm, tiny); ``max_image_pixels`` guards decoding.
+        root: one folder per identity (``NAME/ref_img.*``, ``NAME/query_img*``).
+        engine: plvm/tiny only: a :class:`~pipeline.plvm.engine.PlvmEngine` to use (e.g. one whose
+            Aligner is being trained; put it in eval mode first), else one is built from ``settings``.
+        progress: show a progress bar on stderr.
+        queries_per_call: plvm/tiny: query images per ``recognition_scores_batch`` call (each
+            call scores them against every identity); default ``max(1, engine.max_batch // N)``.
+
+    Returns:
+        The per-pair scores, failures and notes; no threshold is applied yet.
+
+    Raises:
+        EvaluationError: missing/empty dataset, or no reference/query could be used.
+        pipeline.plvm.errors.PlvmError: plvm/tiny weights missing (message names the fix).
+
+    Side effects: loads the profile's models; reads the images; writes nothing.
+    """
+    dataset = load_dataset(root)
+    if settings.profile == "faces":
+        run = _score_faces(settings, dataset, progress)
+    else:
+        run = _score_plvm(settings, dataset, engine, progress, queries_per_call)
+    run.notes[:0] = [f"dataset problem (folder skipped): {problem}" for problem in dataset.problems]
+    if not run.records:
+        raise EvaluationError(
+            f"no query image of {root} could be scored; see the failures:\n  "
+            + "\n  ".join(f"{f.path}: {f.reason}" for f in run.failures)
+        )
+    return run
+
+
+def evaluate_recognition(
+    settings: Settings,
+    root: Path,
+    *,
+    engine: Any = None,
+    threshold: float | None = None,
+    progress: bool = True,
+    queries_per_call: int | None = None,
+) -> RecognitionReport:
+    """Run the recognition benchmark on ``root`` with ``settings.profile`` and score it.
+
+    Decisions are ``score >= threshold``; the threshold defaults to ``settings.match_threshold``
+    (faces, cosine) or ``settings.recognition_threshold`` (plvm/tiny, P(yes)). The report also
+    holds the sweep over all thresholds, the best one on this data, the ROC and AUC, the
+    failures and notes. See :func:`score_recognition` for the arguments, errors and side effects.
+    """
+    run = score_recognition(settings, root, engine=engine, progress=progress, queries_per_call=queries_per_call)
+    report = recognition_report(
+        run.records, threshold=run.threshold if threshold is None else threshold, failures=run.failures
+    )
+    report.notes = list(run.notes)
+    return report

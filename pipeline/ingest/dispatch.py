@@ -1,0 +1,195 @@
+"""Sending work to the workers, and the sweeper that re-sends what the broker lost.
+
+The database is the source of truth: a photo row is committed as ``queued`` before its id is
+sent. If the broker is down the send fails, is logged, and the row stays ``queued``; the sweeper
+re-sends queued photos once the broker's queue is empty (so nothing waiting is duplicated) and
+returns photos orphaned in ``processing`` (a worker died past its redelivery) to the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, update
+from sqlmodel import col, select
+
+from pipeline.broker.client import queue_length
+from pipeline.broker.contract import QUEUE, TAG_TASK, celery_config
+from pipeline.config import Settings
+from pipeline.store.models import Photo, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    """Sends photo ids to the model queue (:data:`pipeline.broker.contract.QUEUE`) in batches of at most ``batch_size``.
+
+    ``add`` buffers ids and a background thread flushes them when a batch is full or
+    ``batch_wait`` seconds passed; ``send`` sends at once. Thread-safe.
+    """
+
+    def __init__(self, broker_url: str | None, settings: Settings) -> None:
+        self.broker_url = broker_url
+        self.settings = settings
+        self._app: Any = None
+        self._buffer: list[int] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.sent = 0
+
+    def _celery(self) -> Any:
+        if self._app is None:
+            from celery import Celery
+
+            app = Celery("pipeline-dispatch", set_as_current=False)
+            app.conf.update(
+                celery_config(self.broker_url or "", self.settings.task_soft_time_limit, self.settings.task_time_limit)
+            )
+            self._app = app
+        return self._app
+
+    def connect(self) -> bool:
+        """Open the broker connection now, so the first batch does not wait for it (about 0.1 s).
+        Returns False, logging why, when there is no broker or it is unreachable."""
+        if not self.broker_url:
+            return False
+        try:
+            with self._celery().producer_or_acquire() as producer:  # the pool that send() uses
+                producer.connection.ensure_connection(max_retries=1)
+            return True
+        except Exception as exc:  # kombu raises several types for a dead broker
+            log.warning("broker unreachable (%s): photos stay queued and will be re-sent", exc)
+            return False
+
+    def send(self, photo_ids: list[int]) -> bool:
+        """Send now (split into batches). Returns False, logging why, if the broker is unreachable."""
+        if not photo_ids:
+            return True
+        if not self.broker_url:
+            log.info("no broker configured or running: %d photo(s) stay queued until `pipeline run`", len(photo_ids))
+            return False
+        size = self.settings.batch_size
+        try:
+            for start in range(0, len(photo_ids), size):
+                batch = photo_ids[start : start + size]
+                self._celery().send_task(
+                    TAG_TASK,
+                    args=[batch],
+                    queue=QUEUE,
+                    retry=True,
+                    retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1.0},
+                )
+                self.sent += len(batch)
+        except Exception as exc:  # kombu raises several types for a dead broker
+            log.warning("broker unreachable (%s): photos stay queued and will be re-sent", exc)
+            return False
+        return True
+
+    def add(self, photo_id: int) -> None:
+        """Buffer one id for the next batch (starts the flusher thread on first use)."""
+        with self._lock:
+            self._buffer.append(photo_id)
+            full = len(self._buffer) >= self.settings.batch_size
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._flusher, name="dispatch-flusher", daemon=True)
+                self._thread.start()
+        if full:
+            self._wake.set()
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+        self.send(batch)
+
+    def _flusher(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.settings.batch_wait)
+            self._wake.clear()
+            self.flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        self.flush()
+
+
+def sweep(settings: Settings, dispatcher: Dispatcher, db_url: str | None = None) -> dict[str, int]:
+    """One sweeper pass. Returns counts of photos returned from ``processing`` and re-sent.
+
+    Side effects: database updates; Celery messages.
+    """
+    from pipeline.store.db import execute_dml, session_scope
+
+    now = utcnow()
+    with session_scope(db_url) as session:
+        orphaned = execute_dml(
+            session,
+            update(Photo)
+            .where(
+                col(Photo.state) == "processing", col(Photo.claimed_at) < now - timedelta(seconds=settings.stale_after)
+            )
+            .values(state="queued", claimed_by=None, queued_at=now - timedelta(seconds=settings.resend_after + 1)),
+        )
+    waiting = queue_length(dispatcher.broker_url) if dispatcher.broker_url else None
+    resent = 0
+    if waiting == 0:
+        with session_scope(db_url) as session:
+            cutoff = now - timedelta(seconds=settings.resend_after)
+            query = (
+                select(col(Photo.id))
+                .where(
+                    col(Photo.state) == "queued",
+                    or_(col(Photo.queued_at).is_(None), col(Photo.queued_at) < cutoff),
+                )
+                .order_by(col(Photo.id))
+            )
+            ids = [pid for pid in session.exec(query).all() if pid is not None]
+            if ids:
+                session.execute(update(Photo).where(col(Photo.id).in_(ids)).values(queued_at=now))
+        if ids and dispatcher.send(ids):
+            resent = len(ids)
+            log.info("re-sent %d queued photo(s) the broker did not hold", resent)
+    return {"orphaned": orphaned, "resent": resent}
+
+
+def send_all_queued(settings: Settings, dispatcher: Dispatcher, db_url: str | None = None) -> int:
+    """Send every queued photo now (at start, when the broker may have lost everything)."""
+    from pipeline.store.db import session_scope
+
+    with session_scope(db_url) as session:
+        query = select(col(Photo.id)).where(col(Photo.state) == "queued").order_by(col(Photo.id))
+        ids = [pid for pid in session.exec(query).all() if pid is not None]
+        if ids:
+            session.execute(update(Photo).where(col(Photo.id).in_(ids)).values(queued_at=utcnow()))
+    if ids and dispatcher.send(ids):
+        return len(ids)
+    return 0
+
+
+class Sweeper(threading.Thread):
+    """Runs :func:`sweep` every ``settings.sweep_interval`` seconds until stopped."""
+
+    def __init__(self, settings: Settings, dispatcher: Dispatcher, db_url: str | None = None) -> None:
+        super().__init__(name="sweeper", daemon=True)
+        self.settings, self.dispatcher, self.db_url = settings, dispatcher, db_url
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.settings.sweep_interval):
+            try:
+                sweep(self.settings, self.dispatcher, self.db_url)
+            except Exception:  # never let the sweeper die
+                log.exception("sweeper pass failed")
+                time.sleep(1)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(10)

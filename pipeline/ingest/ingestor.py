@@ -1,0 +1,162 @@
+"""From a stable file on disk to a committed ``photos`` row, then to the dispatcher.
+
+Identity is the content hash: a photo moved or renamed inside the watched folders keeps its row
+and results (same sha256); a deleted one becomes ``missing`` (results kept); a changed file is
+tagged again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from pipeline.config import Settings
+from pipeline.ingest.watcher import FolderWatcher
+from pipeline.store.models import Photo, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class Sender(Protocol):
+    def add(self, photo_id: int) -> None: ...
+
+
+def norm_path(path: Path | str) -> str:
+    return os.path.abspath(os.fspath(path))
+
+
+def _restored_state(photo: Photo) -> str:
+    """State of a photo that comes back (un-missing): its results survive."""
+    if photo.model_version is not None and photo.done_at is not None:
+        return "done"
+    if photo.error:
+        return "failed"
+    return "queued"
+
+
+class Ingestor:
+    """Receives the watcher's callbacks; one instance per watcher (not thread-safe by itself:
+    the watcher calls it from one dispatcher thread)."""
+
+    def __init__(self, sender: Sender | None, db_url: str | None = None) -> None:
+        self.sender = sender
+        self.db_url = db_url
+        self.registered = 0
+
+    def _session(self) -> Session:
+        from pipeline.store.db import get_engine
+
+        return Session(get_engine(self.db_url), expire_on_commit=False)
+
+    def file_ready(self, path: Path) -> int | None:
+        """Register a stable file; returns the photo id if work was queued for it."""
+        from pipeline.photos.files import sha256_file
+
+        key = norm_path(path)
+        try:
+            stat = os.stat(key)
+        except FileNotFoundError:
+            return None
+        with self._session() as session:
+            row = session.exec(select(Photo).where(Photo.path == key)).first()
+            if row is not None and row.size == stat.st_size and row.mtime == stat.st_mtime and row.state != "missing":
+                return None  # unchanged
+            digest = sha256_file(Path(key))
+            if row is not None:
+                if row.sha256 == digest:  # touched, or back from missing
+                    row.size, row.mtime = stat.st_size, stat.st_mtime
+                    if row.state == "missing":
+                        row.state = _restored_state(row)
+                    session.add(row)
+                    session.commit()
+                    return self._queue_if_needed(row)
+                self._reset(row, digest, stat.st_size, stat.st_mtime)
+                session.add(row)
+                session.commit()
+                return self._queue_if_needed(row)
+            moved = self._moved_from(session, digest)
+            if moved is not None:
+                log.info("moved: %s -> %s", moved.path, key)
+                moved.path, moved.size, moved.mtime = key, stat.st_size, stat.st_mtime
+                if moved.state == "missing":
+                    moved.state = _restored_state(moved)
+                session.add(moved)
+                session.commit()
+                return self._queue_if_needed(moved)
+            photo = Photo(path=key, sha256=digest, size=stat.st_size, mtime=stat.st_mtime, state="queued")
+            session.add(photo)
+            try:
+                session.commit()
+            except IntegrityError:  # another watcher registered it first
+                session.rollback()
+                return None
+            self.registered += 1
+            return self._queue_if_needed(photo)
+
+    @staticmethod
+    def _reset(row: Photo, digest: str, size: int, mtime: float) -> None:
+        row.sha256, row.size, row.mtime = digest, size, mtime
+        row.state, row.work, row.attempts, row.error = "queued", "tag", 0, None
+        row.queued_at, row.claimed_by = utcnow(), None
+
+    @staticmethod
+    def _moved_from(session: Session, digest: str) -> Photo | None:
+        for candidate in session.exec(select(Photo).where(col(Photo.sha256) == digest).order_by(col(Photo.id))).all():
+            if not os.path.exists(candidate.path):
+                return candidate
+        return None
+
+    def _queue_if_needed(self, photo: Photo) -> int | None:
+        if photo.state == "queued" and photo.id is not None:
+            if self.sender is not None:
+                self.sender.add(photo.id)
+            return photo.id
+        return None
+
+    def file_deleted(self, path: Path) -> None:
+        """Mark the photo at ``path`` missing if the file is really gone (results are kept)."""
+        key = norm_path(path)
+        if os.path.exists(key):
+            return
+        with self._session() as session:
+            row = session.exec(select(Photo).where(Photo.path == key)).first()
+            if row is not None and row.state != "missing":
+                row.state = "missing"
+                session.add(row)
+                session.commit()
+                log.info("missing: %s", key)
+
+    def rescan_done(self, root: Path, seen: set[Path]) -> int:
+        """After a full walk of ``root``: photos under it that no longer exist become missing."""
+        prefix = norm_path(root).rstrip(os.sep) + os.sep
+        seen_keys = {norm_path(p) for p in seen}
+        marked = 0
+        with self._session() as session:
+            rows = session.exec(select(Photo).where(Photo.path.startswith(prefix), Photo.state != "missing")).all()
+            for row in rows:
+                if row.path not in seen_keys and not os.path.exists(row.path):
+                    row.state = "missing"
+                    session.add(row)
+                    marked += 1
+            session.commit()
+        return marked
+
+
+def make_watcher(folders: list[Path], ingestor: Ingestor, settings: Settings) -> FolderWatcher:
+    """A (not yet started) watcher on ``folders`` that feeds ``ingestor``, timed by ``settings``."""
+    return FolderWatcher(
+        folders,
+        on_ready=ingestor.file_ready,
+        on_deleted=ingestor.file_deleted,
+        on_rescan=ingestor.rescan_done,
+        polling=settings.polling,
+        poll_interval=settings.poll_interval,
+        settle_seconds=settings.settle_seconds,
+        confirm_seconds=settings.confirm_seconds,
+        rescan_interval=settings.rescan_interval,
+    )

@@ -1,0 +1,90 @@
+"""Photo files: which paths count as photos, and their content hash. Pure path work and reads;
+no image library is imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path, PurePath
+
+IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".tif", ".tiff"})
+"""Lower-case suffixes of the files the pipeline tags."""
+
+TEMP_SUFFIXES: frozenset[str] = frozenset(
+    {".part", ".partial", ".crdownload", ".download", ".opdownload", ".filepart", ".tmp", ".temp", ".!qb", ".swp"}
+)
+"""Lower-case suffixes of files that are still being written (browsers, torrents, editors)."""
+
+JUNK_NAMES: frozenset[str] = frozenset(
+    {
+        "@eadir",
+        "@tmp",
+        "@sharebin",
+        "#recycle",
+        "#snapshot",
+        "$recycle.bin",
+        "system volume information",
+        "lost+found",
+        "thumbs.db",
+        "desktop.ini",
+    }
+)
+"""Lower-case names of NAS/OS folders and files that never hold user photos."""
+
+_CHUNK = 1 << 20  # bytes read per step when hashing
+
+
+# --------------------------------------------------------------------------------------------
+# Which paths are photos
+
+
+def is_ignored_name(name: str) -> bool:
+    """True when one path component (a file or folder name) marks something to skip.
+
+    Skipped: hidden names (leading ``.``: rsync ``.name.XXXXXX``, Syncthing ``.syncthing.*.tmp``,
+    LibreOffice/Nextcloud ``.~lock*``, ``.DS_Store``, AppleDouble ``._*``, ``.stfolder``), names
+    starting with ``~`` (Syncthing on Windows ``~syncthing~*``, Office ``~$*``), temp/partial
+    suffixes (:data:`TEMP_SUFFIXES`), suffixes starting with ``~`` (``*.~tmp``, Nextcloud/OneDrive
+    partials) or names ending in ``~`` (editor backups), and :data:`JUNK_NAMES` (Synology
+    ``@eaDir``, ``#recycle``, ``$RECYCLE.BIN``, ``Thumbs.db``...). Case-insensitive; pure string work.
+    """
+    lower = name.lower()
+    if not lower or lower.startswith((".", "~")) or lower.endswith("~"):
+        return True
+    if lower in JUNK_NAMES:
+        return True
+    suffix = PurePath(lower).suffix
+    return suffix in TEMP_SUFFIXES or suffix.startswith(".~")
+
+
+def is_candidate(path: Path, root: Path | None = None) -> bool:
+    """True when ``path`` names a photo the pipeline should tag (pure string work, no I/O).
+
+    The last component must have an image suffix (:data:`IMAGE_SUFFIXES`, case-insensitive) and no
+    component may be ignored (:func:`is_ignored_name`). With ``root``, only the components below
+    ``root`` are checked (so a library under ``~/.local/share`` still works) and a path outside
+    ``root`` is never a candidate; without it, every component of ``path`` is checked.
+    """
+    if root is not None:
+        try:
+            parts = path.relative_to(root).parts
+        except ValueError:
+            return False
+    else:
+        parts = tuple(p for p in path.parts if p not in (path.anchor, ""))
+    if not parts or PurePath(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
+        return False
+    return not any(is_ignored_name(part) for part in parts)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks (constant memory).
+
+    Raises ``OSError`` (e.g. ``FileNotFoundError``) when the file cannot be read: a vanished file
+    is the caller's business, not a bad photo.
+    """
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,281 @@
+"""``pipeline run``: broker, worker, watcher, sweeper and progress in one supervised command.
+
+Lifecycle: take the data directory's run lock (a second ``pipeline run`` on the same data
+directory is refused with the holder's pid), upgrade the database, start the embedded Redis
+unless a broker URL is configured, start a Celery worker process (restarted if it dies) and
+optionally Flower, then watch the folders. Ctrl-C (SIGINT) or SIGTERM stops everything in order:
+watcher, dispatcher, sweeper, worker (warm shutdown), Flower, Redis.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from pipeline.broker.contract import QUEUE
+from pipeline.config import Settings
+from pipeline.errors import PipelineError
+
+log = logging.getLogger(__name__)
+
+
+class RunError(PipelineError, RuntimeError):
+    """``pipeline run`` cannot start; the message says why and what to do."""
+
+
+@dataclass
+class RunLock:
+    path: Path
+    handle: IO[str]
+
+    def release(self) -> None:
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+        finally:
+            self.handle.close()
+
+
+def acquire_run_lock(settings: Settings) -> RunLock:
+    """Exclusive lock on ``<data_dir>/run.lock``; raises RunError naming the holder if taken."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.data_dir / "run.lock"
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise RunError(
+            f"another `pipeline run` (pid {holder}) is already using {settings.data_dir}; "
+            "stop it first (Ctrl-C in its terminal), or use `pipeline status` to watch it"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return RunLock(path, handle)
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: the child gets SIGTERM if ``pipeline run`` dies, so nothing is orphaned."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+    os.setsid()
+
+
+def child_env(settings: Settings, broker_url: str) -> dict[str, str]:
+    """Environment for worker/Flower children: the effective settings that matter to them."""
+    env = dict(os.environ)
+    env.update(
+        PIPELINE_DATA_DIR=str(settings.data_dir),
+        PIPELINE_DATABASE_URL=settings.db_url,
+        PIPELINE_BROKER_URL=broker_url,
+        PIPELINE_PROFILE=settings.profile,
+        PYTORCH_NVML_BASED_CUDA_CHECK="1",
+    )
+    if settings.tiny_bundle:
+        env["PIPELINE_TINY_BUNDLE"] = str(settings.tiny_bundle)
+    return env
+
+
+def worker_command(name: str, extra: list[str] | None = None, pool: str = "prefork") -> list[str]:
+    """The Celery worker command line with the pipeline's defaults (extra flags appended)."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.celery_app",
+        "worker",
+        "-Q",
+        QUEUE,
+        "-P",
+        pool,
+        "-c",
+        "1",
+        "--prefetch-multiplier",
+        "1",
+        "-E",
+        "-l",
+        "INFO",
+        "-n",
+        name,
+        "--without-mingle",
+        "--without-gossip",
+        *(extra or []),
+    ]
+
+
+def flower_command(port: int, extra: list[str] | None = None) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.celery_app",
+        "flower",
+        f"--port={port}",
+        "--address=127.0.0.1",
+        *(extra or []),
+    ]
+
+
+@dataclass
+class Child:
+    """A supervised child process with its log file."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    log_path: Path
+    restart: bool = True
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_file = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            self.command,
+            env=self.env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+        log_file.close()
+
+    def check(self) -> str | None:
+        """Restart a dead child; returns a message when it did."""
+        if self.process is None or self.process.poll() is None or not self.restart:
+            return None
+        code = self.process.returncode
+        self.restarts += 1
+        self.start()
+        return f"{self.name} exited with code {code}; restarted (see {self.log_path})"
+
+    def stop(self, timeout: float) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@dataclass
+class RunOptions:
+    folders: list[Path]
+    flower: bool = False
+    flower_port: int = 5555
+    flower_args: list[str] = field(default_factory=list)
+    worker_args: list[str] = field(default_factory=list)
+    until_idle: bool = False
+    idle_seconds: float = 3.0
+
+
+def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) -> int:
+    """Run until stopped (or until idle with ``until_idle``). Returns an exit code."""
+    from pipeline.broker.client import broker_reachable
+    from pipeline.broker.embedded import start_embedded_redis
+    from pipeline.ingest.dispatch import Dispatcher, Sweeper, send_all_queued
+    from pipeline.ingest.ingestor import Ingestor, make_watcher
+    from pipeline.service.progress import ProgressReporter
+    from pipeline.store.db import ensure_schema
+
+    for folder in options.folders:
+        if not folder.is_dir():
+            raise RunError(f"{folder}: not a folder")
+    lock = acquire_run_lock(settings)
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    embedded = None
+    children: list[Child] = []
+    watcher = dispatcher = sweeper = None
+    try:
+        ensure_schema(settings.db_url)
+        if settings.broker_url:
+            if not broker_reachable(settings.broker_url):
+                raise RunError(
+                    f"the broker {settings.broker_url} does not answer; start it or unset PIPELINE_BROKER_URL"
+                )
+            broker_url = settings.broker_url
+        else:
+            embedded = start_embedded_redis(settings)
+            broker_url = embedded.url
+        report(
+            f"broker: {broker_url}{' (embedded)' if embedded else ''}; "
+            f"database: {settings.db_url}; profile: {settings.profile}"
+        )
+        env = child_env(settings, broker_url)
+        logs = settings.data_dir / "logs"
+        children.append(
+            Child("worker", worker_command(f"pipeline-{os.getpid()}@%h", options.worker_args), env, logs / "worker.log")
+        )
+        if options.flower:
+            children.append(
+                Child("flower", flower_command(options.flower_port, options.flower_args), env, logs / "flower.log")
+            )
+            report(f"flower: http://127.0.0.1:{options.flower_port}")
+        for child in children:
+            child.start()
+        dispatcher = Dispatcher(broker_url, settings)
+        dispatcher.connect()
+        sent = send_all_queued(settings, dispatcher, settings.db_url)
+        if sent:
+            report(f"re-sent {sent} photo(s) left queued by an earlier run")
+        ingestor = Ingestor(dispatcher, settings.db_url)
+        watcher = make_watcher(options.folders, ingestor, settings)
+        watcher.start()
+        sweeper = Sweeper(settings, dispatcher, settings.db_url)
+        sweeper.start()
+        report("watching " + ", ".join(str(f) for f in options.folders) + " (Ctrl-C to stop)")
+        progress = ProgressReporter(settings.db_url, report)
+        idle_since: float | None = None
+        while not stop.wait(0.5):
+            for child in children:
+                message = child.check()
+                if message:
+                    report(message)
+            busy = progress.poll()
+            if options.until_idle:
+                if not busy and watcher.is_idle():
+                    idle_since = idle_since or time.monotonic()
+                    if time.monotonic() - idle_since >= options.idle_seconds:
+                        break
+                else:
+                    idle_since = None
+        progress.poll()
+        report(progress.summary())
+        return 0
+    finally:
+        report("stopping ...")
+        if watcher is not None:
+            watcher.stop()
+        if dispatcher is not None:
+            dispatcher.close()
+        if sweeper is not None:
+            sweeper.stop()
+        for child in reversed(children):
+            child.stop(timeout=30)
+        if embedded is not None:
+            embedded.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        lock.release()

@@ -1,0 +1,189 @@
+"""SQLModel tables. Table and column names are user interface: people write SQL against them.
+
+Embeddings are stored as raw little-endian bytes (float32 for face embeddings, float16 for PLVM
+concept tensors); their shapes are in the docstrings and the README.
+"""
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, DateTime, Index, LargeBinary, MetaData, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata: MetaData = SQLModel.metadata
+
+PHOTO_STATES = ("queued", "processing", "done", "failed", "missing")
+WORK_KINDS = ("tag", "rematch")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(nullable: bool = False) -> Column:
+    return Column(DateTime(timezone=True), nullable=nullable)
+
+
+class Person(SQLModel, table=True):
+    """An enrolled person. ``name_key`` is the lower-cased name: names are unique ignoring case."""
+
+    __tablename__ = "people"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    name_key: str = Field(max_length=200, unique=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Reference(SQLModel, table=True):
+    """One reference photo of a person: its face and SFace embedding (128 float32)."""
+
+    __tablename__ = "reference_images"
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="people.id", index=True)
+    sha256: str = Field(max_length=64, index=True)
+    stored_path: str = Field(sa_column=Column(Text, nullable=False))
+    original_path: str = Field(sa_column=Column(Text, nullable=False))
+    x: float
+    y: float
+    w: float
+    h: float
+    det_score: float
+    embedding: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Concept(SQLModel, table=True):
+    """A person's PLVM Aligner output for one model version, computed once at enrolment.
+
+    ``tokens``: float16 bytes of shape (n_tokens, dim) (17 x 4096 for the released Aligner);
+    ``lm_weight``: float16 bytes of shape (dim,). Averaged over the person's references.
+    """
+
+    __tablename__ = "person_concepts"
+    __table_args__ = (UniqueConstraint("person_id", "model_version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="people.id", index=True)
+    model_version: str = Field(max_length=200)
+    n_tokens: int
+    dim: int
+    tokens: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    lm_weight: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class EnrolmentEvent(SQLModel, table=True):
+    """Every change to who is enrolled; the highest id is the current enrolment version."""
+
+    __tablename__ = "enrolment_events"
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=20)  # enroll | forget | rename | merge | correct
+    person_id: int | None = None
+    detail: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Photo(SQLModel, table=True):
+    """A photo file. ``state``: queued | processing | done | failed | missing.
+
+    ``work`` says what a worker must do: ``tag`` (decode, detect, match, describe) or ``rematch``
+    (re-match stored face embeddings and redo what depends on the people present).
+    ``enrolment_version`` is the enrolment state the current results were computed against.
+    """
+
+    __tablename__ = "photos"
+    __table_args__ = (Index("ix_photos_state_queued_at", "state", "queued_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    path: str = Field(sa_column=Column(Text, nullable=False, unique=True))
+    sha256: str = Field(max_length=64, index=True)
+    size: int
+    mtime: float
+    width: int | None = None
+    height: int | None = None
+    taken_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    state: str = Field(default="queued", max_length=20, index=True)
+    work: str = Field(default="tag", max_length=20)
+    attempts: int = 0
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    profile: str | None = Field(default=None, max_length=20)
+    model_version: str | None = Field(default=None, max_length=200)
+    enrolment_version: int | None = None
+    claimed_by: str | None = Field(default=None, max_length=200)
+    claimed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    queued_at: datetime | None = Field(default_factory=utcnow, sa_column=_ts(nullable=True))
+    done_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Face(SQLModel, table=True):
+    """A detected face. Box is relative to the (EXIF-rotated) image: x, y, w, h in [0, 1].
+
+    ``embedding``: SFace 128 float32 bytes. ``match_score``: cosine to the named person's best
+    reference. ``plvm_score``: PLVM P(yes) for the named person (plvm profile). ``user_set``: the
+    name was set by a user and outranks the model. ``rejected_person_ids``: comma list of people a
+    user said this face is not.
+    """
+
+    __tablename__ = "faces"
+    __table_args__ = (UniqueConstraint("photo_id", "idx"),)
+    id: int | None = Field(default=None, primary_key=True)
+    photo_id: int = Field(foreign_key="photos.id", index=True)
+    idx: int
+    x: float
+    y: float
+    w: float
+    h: float
+    det_score: float
+    embedding: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    person_id: int | None = Field(default=None, foreign_key="people.id", index=True)
+    match_score: float | None = None
+    plvm_score: float | None = None
+    user_set: bool = False
+    rejected_person_ids: str | None = Field(default=None, max_length=1000)
+
+
+class PersonScore(SQLModel, table=True):
+    """PLVM recognition evidence: P("Yes") for "Is <person> in this photo?"."""
+
+    __tablename__ = "person_scores"
+    __table_args__ = (UniqueConstraint("photo_id", "person_id", "model_version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    photo_id: int = Field(foreign_key="photos.id", index=True)
+    person_id: int = Field(foreign_key="people.id", index=True)
+    model_version: str = Field(max_length=200)
+    score: float
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Caption(SQLModel, table=True):
+    """One caption per photo and model version (replaced when recomputed)."""
+
+    __tablename__ = "captions"
+    __table_args__ = (UniqueConstraint("photo_id", "model_version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    photo_id: int = Field(foreign_key="photos.id", index=True)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    profile: str = Field(max_length=20)
+    model_version: str = Field(max_length=200)
+    enrolment_version: int | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Answer(SQLModel, table=True):
+    """Answer to one standard question for a photo and model version."""
+
+    __tablename__ = "answers"
+    __table_args__ = (UniqueConstraint("photo_id", "model_version", "question"),)
+    id: int | None = Field(default=None, primary_key=True)
+    photo_id: int = Field(foreign_key="photos.id", index=True)
+    question: str = Field(max_length=500)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    profile: str = Field(max_length=20)
+    model_version: str = Field(max_length=200)
+    enrolment_version: int | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
