@@ -38,13 +38,17 @@ def status(
     from pipeline.people.registry import enrolment_version
     from pipeline.service.progress import state_counts
     from pipeline.store.models import Photo
+    from pipeline.store.states import PhotoState
 
     s = settings()
     broker = resolve_broker_url(s)
     with open_session() as session:
         counts = state_counts(session)
         failed = session.exec(
-            select(Photo).where(col(Photo.state) == "failed").order_by(col(Photo.done_at).desc()).limit(failures)
+            select(Photo)
+            .where(col(Photo.state) == PhotoState.FAILED.value)
+            .order_by(col(Photo.done_at).desc())
+            .limit(failures)
         ).all()
         version = enrolment_version(session)
     data = {
@@ -74,21 +78,24 @@ def status(
 def retry(
     what: Annotated[str, typer.Argument(help="'failed' (all failed photos) or a photo path")] = "failed",
 ) -> None:
-    """Queue failed photos (or one photo) again, with a fresh attempt count."""
-    from sqlalchemy import update
+    """Queue failed photos (or one failed or done photo) again, with a fresh attempt count."""
     from sqlmodel import col, select
 
     from pipeline.ingest.ingestor import norm_path
-    from pipeline.store.models import Photo, utcnow
+    from pipeline.store import states
+    from pipeline.store.models import Photo
 
     with open_session() as session:
-        where = col(Photo.state) == "failed" if what == "failed" else col(Photo.path) == norm_path(Path(what))
-        ids = [pid for pid in session.exec(select(col(Photo.id)).where(where)).all() if pid is not None]
-        if not ids:
-            raise UserError(f"nothing to retry for {what!r}")
-        session.execute(
-            update(Photo)
-            .where(col(Photo.id).in_(ids))
-            .values(state="queued", work="tag", attempts=0, error=None, queued_at=utcnow())
+        if what == "failed":
+            where = col(Photo.state) == states.PhotoState.FAILED.value
+        else:
+            where = col(Photo.path) == norm_path(Path(what))
+        ids = states.retry(
+            session, [pid for pid in session.exec(select(col(Photo.id)).where(where)).all() if pid is not None]
         )
+        if not ids:
+            raise UserError(
+                f"nothing to retry for {what!r}: only failed or done photos are retried "
+                "(see `pipeline status` for what is failed)"
+            )
     report_requeued(ids)

@@ -14,13 +14,11 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, update
-from sqlmodel import col, select
-
 from pipeline.broker.client import queue_length
 from pipeline.broker.contract import QUEUE, TAG_TASK, celery_config
 from pipeline.config import Settings
-from pipeline.store.models import Photo, utcnow
+from pipeline.store import states
+from pipeline.store.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -126,34 +124,20 @@ def sweep(settings: Settings, dispatcher: Dispatcher, db_url: str | None = None)
 
     Side effects: database updates; Celery messages.
     """
-    from pipeline.store.db import execute_dml, session_scope
+    from pipeline.store.db import session_scope
 
     now = utcnow()
     with session_scope(db_url) as session:
-        orphaned = execute_dml(
+        orphaned = states.release_stale(
             session,
-            update(Photo)
-            .where(
-                col(Photo.state) == "processing", col(Photo.claimed_at) < now - timedelta(seconds=settings.stale_after)
-            )
-            .values(state="queued", claimed_by=None, queued_at=now - timedelta(seconds=settings.resend_after + 1)),
+            claimed_before=now - timedelta(seconds=settings.stale_after),
+            queued_at=now - timedelta(seconds=settings.resend_after + 1),
         )
     waiting = queue_length(dispatcher.broker_url) if dispatcher.broker_url else None
     resent = 0
     if waiting == 0:
         with session_scope(db_url) as session:
-            cutoff = now - timedelta(seconds=settings.resend_after)
-            query = (
-                select(col(Photo.id))
-                .where(
-                    col(Photo.state) == "queued",
-                    or_(col(Photo.queued_at).is_(None), col(Photo.queued_at) < cutoff),
-                )
-                .order_by(col(Photo.id))
-            )
-            ids = [pid for pid in session.exec(query).all() if pid is not None]
-            if ids:
-                session.execute(update(Photo).where(col(Photo.id).in_(ids)).values(queued_at=now))
+            ids = states.take_queued_for_sending(session, queued_before=now - timedelta(seconds=settings.resend_after))
         if ids and dispatcher.send(ids):
             resent = len(ids)
             log.info("re-sent %d queued photo(s) the broker did not hold", resent)
@@ -165,10 +149,7 @@ def send_all_queued(settings: Settings, dispatcher: Dispatcher, db_url: str | No
     from pipeline.store.db import session_scope
 
     with session_scope(db_url) as session:
-        query = select(col(Photo.id)).where(col(Photo.state) == "queued").order_by(col(Photo.id))
-        ids = [pid for pid in session.exec(query).all() if pid is not None]
-        if ids:
-            session.execute(update(Photo).where(col(Photo.id).in_(ids)).values(queued_at=utcnow()))
+        ids = states.take_queued_for_sending(session)
     if ids and dispatcher.send(ids):
         return len(ids)
     return 0

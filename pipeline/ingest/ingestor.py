@@ -17,7 +17,9 @@ from sqlmodel import Session, col, select
 
 from pipeline.config import Settings
 from pipeline.ingest.watcher import FolderWatcher
-from pipeline.store.models import Photo, utcnow
+from pipeline.store import states
+from pipeline.store.models import Photo
+from pipeline.store.states import PhotoState
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +30,6 @@ class Sender(Protocol):
 
 def norm_path(path: Path | str) -> str:
     return os.path.abspath(os.fspath(path))
-
-
-def _restored_state(photo: Photo) -> str:
-    """State of a photo that comes back (un-missing): its results survive."""
-    if photo.model_version is not None and photo.done_at is not None:
-        return "done"
-    if photo.error:
-        return "failed"
-    return "queued"
 
 
 class Ingestor:
@@ -64,18 +57,23 @@ class Ingestor:
             return None
         with self._session() as session:
             row = session.exec(select(Photo).where(Photo.path == key)).first()
-            if row is not None and row.size == stat.st_size and row.mtime == stat.st_mtime and row.state != "missing":
+            if (
+                row is not None
+                and row.size == stat.st_size
+                and row.mtime == stat.st_mtime
+                and row.state != PhotoState.MISSING
+            ):
                 return None  # unchanged
             digest = sha256_file(Path(key))
             if row is not None:
                 if row.sha256 == digest:  # touched, or back from missing
                     row.size, row.mtime = stat.st_size, stat.st_mtime
-                    if row.state == "missing":
-                        row.state = _restored_state(row)
+                    if row.state == PhotoState.MISSING:
+                        states.restore(row)
                     session.add(row)
                     session.commit()
                     return self._queue_if_needed(row)
-                self._reset(row, digest, stat.st_size, stat.st_mtime)
+                states.retag(row, digest, stat.st_size, stat.st_mtime)
                 session.add(row)
                 session.commit()
                 return self._queue_if_needed(row)
@@ -83,12 +81,12 @@ class Ingestor:
             if moved is not None:
                 log.info("moved: %s -> %s", moved.path, key)
                 moved.path, moved.size, moved.mtime = key, stat.st_size, stat.st_mtime
-                if moved.state == "missing":
-                    moved.state = _restored_state(moved)
+                if moved.state == PhotoState.MISSING:
+                    states.restore(moved)
                 session.add(moved)
                 session.commit()
                 return self._queue_if_needed(moved)
-            photo = Photo(path=key, sha256=digest, size=stat.st_size, mtime=stat.st_mtime, state="queued")
+            photo = states.new_photo(key, digest, stat.st_size, stat.st_mtime)
             session.add(photo)
             try:
                 session.commit()
@@ -99,12 +97,6 @@ class Ingestor:
             return self._queue_if_needed(photo)
 
     @staticmethod
-    def _reset(row: Photo, digest: str, size: int, mtime: float) -> None:
-        row.sha256, row.size, row.mtime = digest, size, mtime
-        row.state, row.work, row.attempts, row.error = "queued", "tag", 0, None
-        row.queued_at, row.claimed_by = utcnow(), None
-
-    @staticmethod
     def _moved_from(session: Session, digest: str) -> Photo | None:
         for candidate in session.exec(select(Photo).where(col(Photo.sha256) == digest).order_by(col(Photo.id))).all():
             if not os.path.exists(candidate.path):
@@ -112,7 +104,7 @@ class Ingestor:
         return None
 
     def _queue_if_needed(self, photo: Photo) -> int | None:
-        if photo.state == "queued" and photo.id is not None:
+        if photo.state == PhotoState.QUEUED and photo.id is not None:
             if self.sender is not None:
                 self.sender.add(photo.id)
             return photo.id
@@ -125,9 +117,7 @@ class Ingestor:
             return
         with self._session() as session:
             row = session.exec(select(Photo).where(Photo.path == key)).first()
-            if row is not None and row.state != "missing":
-                row.state = "missing"
-                session.add(row)
+            if row is not None and row.id is not None and states.mark_missing(session, [row.id]):
                 session.commit()
                 log.info("missing: %s", key)
 
@@ -135,14 +125,16 @@ class Ingestor:
         """After a full walk of ``root``: photos under it that no longer exist become missing."""
         prefix = norm_path(root).rstrip(os.sep) + os.sep
         seen_keys = {norm_path(p) for p in seen}
-        marked = 0
         with self._session() as session:
-            rows = session.exec(select(Photo).where(Photo.path.startswith(prefix), Photo.state != "missing")).all()
-            for row in rows:
-                if row.path not in seen_keys and not os.path.exists(row.path):
-                    row.state = "missing"
-                    session.add(row)
-                    marked += 1
+            query = select(Photo).where(
+                col(Photo.path).startswith(prefix), col(Photo.state) != PhotoState.MISSING.value
+            )
+            gone = [
+                row.id
+                for row in session.exec(query).all()
+                if row.id is not None and row.path not in seen_keys and not os.path.exists(row.path)
+            ]
+            marked = len(states.mark_missing(session, gone))
             session.commit()
         return marked
 

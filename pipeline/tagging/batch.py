@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import and_, delete, or_, update
+from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from pipeline.config import Settings
@@ -25,8 +25,9 @@ from pipeline.people.index import load_people_index
 from pipeline.people.registry import enrolment_version
 from pipeline.profiles import Description, PeopleIndex, Profile, Scene, get_profile
 from pipeline.recognition.fusion import fused_scores
-from pipeline.store.db import execute_dml
+from pipeline.store import states
 from pipeline.store.models import Answer, Caption, Face, PersonScore, Photo, utcnow
+from pipeline.store.states import PhotoState, WorkKind
 
 log = logging.getLogger(__name__)
 MAX_REMATCH_ROUNDS = 3
@@ -67,32 +68,17 @@ def claim(session: Session, photo_id: int, task_id: str, settings: Settings) -> 
     """Take a photo for this task; returns (photo or None if not ours to do, redelivered?).
 
     Claimable: ``queued``; or ``processing`` by this same task id (the message was redelivered
-    after its worker died) or for longer than ``stale_after``. Commits the attempt count before
-    any model runs, so a photo that kills its worker is failed after ``max_attempts`` tries.
+    after its worker died) or for longer than ``stale_after`` (:func:`states.claim`). Commits the
+    attempt count before any model runs, so a photo that kills its worker is failed after
+    ``max_attempts`` tries.
     """
     before = session.get(Photo, photo_id)
     if before is None:
         return None, False
-    redelivered = before.state == "processing" and before.claimed_by == task_id
-    now = utcnow()
-    stale = now - timedelta(seconds=settings.stale_after)
-    claimed = execute_dml(
-        session,
-        update(Photo)
-        .where(
-            col(Photo.id) == photo_id,
-            or_(
-                col(Photo.state) == "queued",
-                and_(
-                    col(Photo.state) == "processing",
-                    or_(col(Photo.claimed_by) == task_id, col(Photo.claimed_at) < stale),
-                ),
-            ),
-        )
-        .values(state="processing", attempts=col(Photo.attempts) + 1, claimed_by=task_id, claimed_at=now),
-    )
+    redelivered = before.state == PhotoState.PROCESSING and before.claimed_by == task_id
+    claimed = states.claim(session, photo_id, task_id, utcnow() - timedelta(seconds=settings.stale_after))
     session.commit()
-    if claimed == 0:
+    if not claimed:
         return None, False
     session.refresh(before)
     if before.attempts > settings.max_attempts:
@@ -107,11 +93,8 @@ def claim(session: Session, photo_id: int, task_id: str, settings: Settings) -> 
 
 
 def _finish_failed(session: Session, photo: Photo, task_id: str, reason: str) -> None:
-    session.execute(
-        update(Photo)
-        .where(col(Photo.id) == photo.id, col(Photo.claimed_by) == task_id)
-        .values(state="failed", error=reason[:2000], done_at=utcnow(), claimed_by=None)
-    )
+    assert photo.id is not None
+    states.fail(session, photo.id, task_id, reason)
     session.commit()
     log.warning("photo %s failed: %s", photo.path, reason)
 
@@ -123,7 +106,7 @@ def _load_item(session: Session, photo: Photo, settings: Settings, profile: Prof
 
     assert photo.id is not None
     item = Item(photo_id=photo.id, path=photo.path, work=photo.work)
-    rematch = photo.work == "rematch" and photo.width is not None
+    rematch = photo.work == WorkKind.REMATCH and photo.width is not None
     stored = (
         session.exec(select(Face).where(col(Face.photo_id) == photo.id).order_by(col(Face.idx))).all()
         if rematch
@@ -201,25 +184,18 @@ def _write(session: Session, item: Item, desc: Description, index: PeopleIndex, 
     from pipeline.recognition.faces import embedding_to_bytes
 
     version = profile.model_version
-    owned = execute_dml(
+    owned = states.finish(
         session,
-        update(Photo)
-        .where(col(Photo.id) == item.photo_id, col(Photo.state) == "processing", col(Photo.claimed_by) == task_id)
-        .values(
-            state="done",
-            work="tag",
-            error=None,
-            profile=profile.name,
-            model_version=version,
-            enrolment_version=index.version,
-            done_at=utcnow(),
-            claimed_by=None,
-        ),
+        item.photo_id,
+        task_id,
+        profile=profile.name,
+        model_version=version,
+        enrolment_version=index.version,
     )
-    if owned == 0:
+    if not owned:
         session.rollback()
         return False
-    if item.work == "rematch":
+    if item.work == WorkKind.REMATCH:
         for face in item.faces:
             session.execute(
                 update(Face)
@@ -296,11 +272,7 @@ def _process_chunk(
         try:
             items.append(_load_item(session, photo, settings, profile, wants_pixels))
         except FileNotFoundError:
-            session.execute(
-                update(Photo)
-                .where(col(Photo.id) == photo.id, col(Photo.claimed_by) == task_id)
-                .values(state="missing", error="file no longer exists", claimed_by=None)
-            )
+            states.vanished(session, photo.id, task_id)
             session.commit()
             outcome.missing.append(photo.id)
         except PhotoError as exc:
@@ -400,13 +372,10 @@ def _stale_results(session: Session, done: list[int], rounds: int) -> list[int]:
     if not done or rounds >= MAX_REMATCH_ROUNDS:
         return []
     current = enrolment_version(session)
-    query = select(col(Photo.id)).where(
-        col(Photo.id).in_(done), col(Photo.state) == "done", col(Photo.enrolment_version) != current
-    )
-    stale = [pid for pid in session.exec(query).all() if pid is not None]
+    query = select(col(Photo.id)).where(col(Photo.id).in_(done), col(Photo.enrolment_version) != current)
+    stale = states.requeue_for_rematch(session, [pid for pid in session.exec(query).all() if pid is not None])
     if not stale:
         return []
-    session.execute(update(Photo).where(col(Photo.id).in_(stale)).values(state="queued", work="rematch", attempts=0))
     session.commit()
     for pid in stale:
         done.remove(pid)
@@ -415,12 +384,7 @@ def _stale_results(session: Session, done: list[int], rounds: int) -> list[int]:
 
 def release_claims(task_id: str, db_url: str | None = None) -> int:
     """Put photos this task claimed but did not finish back to ``queued`` (soft time limit)."""
-    from pipeline.store.db import execute_dml, session_scope
+    from pipeline.store.db import session_scope
 
     with session_scope(db_url) as session:
-        return execute_dml(
-            session,
-            update(Photo)
-            .where(col(Photo.state) == "processing", col(Photo.claimed_by) == task_id)
-            .values(state="queued", claimed_by=None, queued_at=utcnow()),
-        )
+        return states.release(session, task_id)
