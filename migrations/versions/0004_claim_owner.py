@@ -3,8 +3,8 @@
 ``claimed_owner`` is ``host/pid/start`` of the process that claimed the photo
 (:mod:`pipeline.store.claim_owner`); while it works it refreshes ``claimed_at`` (heartbeat).
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 
 from collections.abc import Sequence
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
 from alembic import op
 
-revision: str = "0003"
-down_revision: str | None = "0002"
+revision: str = "0004"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
