@@ -113,7 +113,8 @@ class Photo(SQLModel, table=True):
     profile: str | None = Field(default=None, max_length=20)
     model_version: str | None = Field(default=None, max_length=200)
     enrolment_version: int | None = None
-    claimed_by: str | None = Field(default=None, max_length=200)
+    claimed_by: str | None = Field(default=None, max_length=200)  # the task (Celery id) holding the claim
+    claimed_owner: str | None = Field(default=None, max_length=200)  # its process: host/pid/start
     claimed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     queued_at: datetime | None = Field(default_factory=utcnow, sa_column=_ts(nullable=True))
     done_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
