@@ -7,7 +7,7 @@ Nothing else in the project writes ``photos.state``, ``photos.work`` or the clai
     new file ──► queued ──claim──► processing ──finish──► done ──requeue_for_rematch──► queued (rematch)
                    ▲                │   │   └──fail(reason)──► failed ──retry──► queued (tag)
                    └──release───────┘   └──vanished──► missing        done ──retry──► queued (tag)
-                      (soft time limit; release_stale: a claim older than stale_after)
+                      (soft time limit; release_orphan: the claim's worker is gone)
     any state ──retag (the file's content changed)──► queued     any state ──mark_missing──► missing
     missing ──restore (the file is back)──► done | failed | queued
 
@@ -46,7 +46,8 @@ __all__ = [
     "mark_missing",
     "new_photo",
     "release",
-    "release_stale",
+    "refresh_claims",
+    "release_orphan",
     "requeue_for_rematch",
     "restore",
     "retag",
@@ -104,7 +105,7 @@ def retag(photo: Photo, sha256: str, size: int, mtime: float) -> None:
     """
     photo.sha256, photo.size, photo.mtime = sha256, size, mtime
     photo.state, photo.work, photo.attempts, photo.error = PhotoState.QUEUED.value, WorkKind.TAG.value, 0, None
-    photo.queued_at, photo.claimed_by, photo.claimed_at = utcnow(), None, None
+    photo.queued_at, photo.claimed_by, photo.claimed_owner, photo.claimed_at = utcnow(), None, None, None
 
 
 def restore(photo: Photo) -> PhotoState:
@@ -138,7 +139,7 @@ def mark_missing(db: Db, photo_ids: Iterable[int]) -> list[int]:
             db,
             update(Photo)
             .where(col(Photo.id).in_(changed), col(Photo.state) != PhotoState.MISSING.value)
-            .values(state=PhotoState.MISSING.value, claimed_by=None),
+            .values(state=PhotoState.MISSING.value, claimed_by=None, claimed_owner=None),
         )
     return changed
 
@@ -146,12 +147,13 @@ def mark_missing(db: Db, photo_ids: Iterable[int]) -> list[int]:
 # --- the worker's side --------------------------------------------------------------------------
 
 
-def claim(db: Db, photo_id: int, task_id: str, stale_before: datetime) -> bool:
-    """Take a photo for ``task_id``: ``queued`` → ``processing``, ``attempts + 1``.
+def claim(db: Db, photo_id: int, task_id: str, stale_before: datetime, owner: str | None = None) -> bool:
+    """Take a photo for ``task_id`` run by process ``owner`` (``host/pid/start``, see
+    :mod:`pipeline.store.claim_owner`): ``queued`` → ``processing``, ``attempts + 1``.
 
     Also claimable: a photo already ``processing`` for this same task id (the message was
-    redelivered after its worker died) or claimed before ``stale_before`` (its worker is gone).
-    Returns False (nothing changed) for any other state.
+    redelivered after its worker died) or whose heartbeat is older than ``stale_before`` (its
+    worker is gone). Returns False (nothing changed) for any other state.
     """
     ours_or_stale = or_(col(Photo.claimed_by) == task_id, col(Photo.claimed_at) < stale_before)
     return (
@@ -169,6 +171,7 @@ def claim(db: Db, photo_id: int, task_id: str, stale_before: datetime) -> bool:
                 state=PhotoState.PROCESSING.value,
                 attempts=col(Photo.attempts) + 1,
                 claimed_by=task_id,
+                claimed_owner=owner,
                 claimed_at=utcnow(),
             ),
         )
@@ -204,6 +207,7 @@ def finish(
                 enrolment_version=enrolment_version,
                 done_at=utcnow(),
                 claimed_by=None,
+                claimed_owner=None,
             ),
         )
         == 1
@@ -218,7 +222,13 @@ def fail(db: Db, photo_id: int, task_id: str, reason: str) -> bool:
             db,
             update(Photo)
             .where(_claimed_by(photo_id, task_id))
-            .values(state=PhotoState.FAILED.value, error=_clip(reason), done_at=utcnow(), claimed_by=None),
+            .values(
+                state=PhotoState.FAILED.value,
+                error=_clip(reason),
+                done_at=utcnow(),
+                claimed_by=None,
+                claimed_owner=None,
+            ),
         )
         == 1
     )
@@ -232,7 +242,7 @@ def vanished(db: Db, photo_id: int, task_id: str) -> bool:
             db,
             update(Photo)
             .where(_claimed_by(photo_id, task_id))
-            .values(state=PhotoState.MISSING.value, error="file no longer exists", claimed_by=None),
+            .values(state=PhotoState.MISSING.value, error="file no longer exists", claimed_by=None, claimed_owner=None),
         )
         == 1
     )
@@ -246,18 +256,37 @@ def release(db: Db, task_id: str, photo_ids: Iterable[int] | None = None) -> int
     if photo_ids is not None:
         where = and_(where, col(Photo.id).in_(list(photo_ids)))
     return _run(
-        db, update(Photo).where(where).values(state=PhotoState.QUEUED.value, claimed_by=None, queued_at=utcnow())
+        db,
+        update(Photo)
+        .where(where)
+        .values(state=PhotoState.QUEUED.value, claimed_by=None, claimed_owner=None, queued_at=utcnow()),
     )
 
 
-def release_stale(db: Db, claimed_before: datetime, queued_at: datetime) -> int:
-    """Photos claimed before ``claimed_before`` whose worker is gone: ``processing`` → ``queued``,
-    with ``queued_at`` set (old enough that the sweeper re-sends them at once). Returns the count."""
+def release_orphan(db: Db, photo_id: int, task_id: str | None, queued_at: datetime) -> bool:
+    """A claim whose worker is gone (the sweeper decides, :mod:`pipeline.store.claim_owner`):
+    ``processing`` → ``queued`` with ``queued_at``, only if task ``task_id`` still holds it (a
+    claim taken meanwhile by a live worker is left alone). Returns True if it was released."""
+    same_claim = col(Photo.claimed_by) == task_id if task_id is not None else col(Photo.claimed_by).is_(None)
+    return (
+        _run(
+            db,
+            update(Photo)
+            .where(col(Photo.id) == photo_id, col(Photo.state) == PhotoState.PROCESSING.value, same_claim)
+            .values(state=PhotoState.QUEUED.value, claimed_by=None, claimed_owner=None, queued_at=queued_at),
+        )
+        == 1
+    )
+
+
+def refresh_claims(db: Db, owner: str) -> int:
+    """Heartbeat: ``claimed_at = now`` on every photo process ``owner`` holds (``processing``).
+    No state changes. Returns how many photos it holds."""
     return _run(
         db,
         update(Photo)
-        .where(col(Photo.state) == PhotoState.PROCESSING.value, col(Photo.claimed_at) < claimed_before)
-        .values(state=PhotoState.QUEUED.value, claimed_by=None, queued_at=queued_at),
+        .where(col(Photo.state) == PhotoState.PROCESSING.value, col(Photo.claimed_owner) == owner)
+        .values(claimed_at=utcnow()),
     )
 
 
@@ -313,13 +342,14 @@ def retry(db: Db, photo_ids: Iterable[int]) -> list[int]:
 # --- the queue's bookkeeping (no state change) ------------------------------------------------------
 
 
-def take_queued_for_sending(db: Db, queued_before: datetime | None = None) -> list[int]:
+def take_queued_for_sending(db: Db, queued_before: datetime | None = None, now: datetime | None = None) -> list[int]:
     """Ids of ``queued`` photos to send (all, or only those queued before ``queued_before`` or
-    never sent), stamping ``queued_at = now`` on them. The state does not change."""
+    never sent), stamping ``queued_at = now`` (default: the current time) on them. The state
+    does not change."""
     where = col(Photo.state) == PhotoState.QUEUED.value
     if queued_before is not None:
         where = and_(where, or_(col(Photo.queued_at).is_(None), col(Photo.queued_at) < queued_before))
     ids = _ids(db, where)
     if ids:
-        _run(db, update(Photo).where(col(Photo.id).in_(ids)).values(queued_at=utcnow()))
+        _run(db, update(Photo).where(col(Photo.id).in_(ids)).values(queued_at=now or utcnow()))
     return ids

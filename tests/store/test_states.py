@@ -135,7 +135,7 @@ def test_finish_by_another_task_changes_nothing(session: Session) -> None:
 @pytest.mark.parametrize("start", ALL)
 def test_release_returns_only_own_processing(session: Session, start: PhotoState) -> None:
     photo = _photo(session, start)
-    mine = _photo(session, PhotoState.PROCESSING, claimed_by="mine")
+    mine = _photo(session, PhotoState.PROCESSING, claimed_by="mine", claimed_owner="host/5/6")
     released = states.release(session, "t0")
     _reload(session, photo)
     assert released == (1 if start is PhotoState.PROCESSING else 0)
@@ -144,17 +144,35 @@ def test_release_returns_only_own_processing(session: Session, start: PhotoState
     assert states.release(session, "mine", photo_ids=[_id(photo)]) == 0  # restricted to these ids
     assert states.release(session, "mine", photo_ids=[_id(mine)]) == 1
     assert _reload(session, mine).state == "queued" and mine.claimed_by is None and mine.attempts == 1
+    assert mine.claimed_owner is None
 
 
-def test_release_stale(session: Session) -> None:
-    old = _photo(session, PhotoState.PROCESSING, claimed_at=utcnow() - timedelta(hours=2))
-    fresh = _photo(session, PhotoState.PROCESSING)
-    done = _photo(session, PhotoState.DONE, claimed_at=utcnow() - timedelta(hours=2))
+@pytest.mark.parametrize("start", ALL)
+def test_release_orphan_only_the_same_claim(session: Session, start: PhotoState) -> None:
+    photo = _photo(session, start)
     stamp = utcnow() - timedelta(minutes=5)
-    assert states.release_stale(session, claimed_before=utcnow() - timedelta(hours=1), queued_at=stamp) == 1
-    assert _reload(session, old).state == "queued" and old.claimed_by is None and _aware(old.queued_at) == stamp
-    assert _reload(session, fresh).state == "processing"
-    assert _reload(session, done).state == "done"
+    assert not states.release_orphan(session, _id(photo), "another-task", queued_at=stamp)
+    released = states.release_orphan(session, _id(photo), "t0", queued_at=stamp)
+    _reload(session, photo)
+    if start is PhotoState.PROCESSING:
+        assert released and photo.state == "queued" and photo.claimed_by is None and photo.claimed_owner is None
+        assert _aware(photo.queued_at) == stamp
+    else:
+        assert not released and photo.state == start
+
+
+def test_claim_records_the_owner_and_heartbeat_refreshes_it(session: Session) -> None:
+    photo = _photo(session, PhotoState.QUEUED)
+    other = _photo(session, PhotoState.QUEUED)
+    assert states.claim(session, _id(photo), "t1", utcnow(), owner="host/1/2")
+    assert states.claim(session, _id(other), "t2", utcnow(), owner="host/3/4")
+    session.execute(text("UPDATE photos SET claimed_at = NULL"))
+    assert states.refresh_claims(session, "host/1/2") == 1
+    assert _reload(session, photo).claimed_owner == "host/1/2" and photo.claimed_at is not None
+    assert _reload(session, other).claimed_at is None
+    assert states.fail(session, _id(photo), "t1", "x")
+    assert _reload(session, photo).claimed_owner is None
+    assert states.refresh_claims(session, "host/1/2") == 0
 
 
 @pytest.mark.parametrize("start", ALL)

@@ -1,11 +1,11 @@
 """CHECK constraints: photos.state holds a PhotoState, photos.work a WorkKind.
 
-SQLite cannot add a constraint to a table, so batch mode copies ``photos`` into a new table; the
-views that read ``photos`` are dropped around the copy (SQLite checks views when a table is
-renamed) and recreated unchanged.
+SQLite cannot add a constraint to a table, so batch mode copies ``photos`` into a new table. The
+views and triggers (SQLite checks those that name ``photos`` when a table is renamed, and the
+copy would lose the triggers on ``photos``) are dropped around the copy and recreated unchanged.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0005
+Revises: 0004
 """
 
 from collections.abc import Sequence
@@ -15,29 +15,29 @@ from alembic import op
 
 from pipeline.store.state_names import PhotoState, WorkKind, check_sql
 
-revision: str = "0003"
-down_revision: str | None = "0002"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 CHECKS = {"ck_photos_state": check_sql("state", PhotoState), "ck_photos_work": check_sql("work", WorkKind)}
-VIEWS = ("photo_people", "photo_captions")
 
 
-def _saved_views() -> dict[str, str]:
-    """SQLite: the CREATE VIEW statements of the views over photos, dropped until restored."""
+def _saved_views() -> list[tuple[str, str, str]]:
+    """SQLite: (type, name, CREATE statement) of every view and trigger, dropped until
+    :func:`_restore_views` creates them again."""
     bind = op.get_bind()
     if bind.dialect.name != "sqlite":
-        return {}
-    rows = bind.execute(sa.text("SELECT name, sql FROM sqlite_master WHERE type = 'view'")).all()
-    saved = {name: sql for name, sql in rows if name in VIEWS}
-    for name in saved:
-        op.execute(f"DROP VIEW {name}")
+        return []
+    query = "SELECT type, name, sql FROM sqlite_master WHERE type IN ('view', 'trigger') ORDER BY type DESC"
+    saved = [(kind, name, sql) for kind, name, sql in bind.execute(sa.text(query)).all()]
+    for kind, name, _sql in saved:
+        op.execute(f"DROP {kind.upper()} {name}")
     return saved
 
 
-def _restore_views(saved: dict[str, str]) -> None:
-    for sql in saved.values():
+def _restore_views(saved: list[tuple[str, str, str]]) -> None:
+    for _kind, _name, sql in saved:
         op.execute(sql)
 
 
