@@ -25,7 +25,7 @@ _lock = threading.Lock()
 _engines: dict[tuple[str, bool, int], Engine] = {}
 
 
-def _sqlite_file(url: str) -> Path | None:
+def sqlite_file(url: str) -> Path | None:
     prefix = "sqlite:///"
     if url.startswith(prefix) and url != "sqlite:///:memory:":
         return Path(url[len(prefix) :])
@@ -47,7 +47,7 @@ def make_engine(url: str, read_only: bool = False) -> Engine:
     ``read_only=True`` makes the *connection* refuse writes: SQLite opens the file with
     ``mode=ro``; PostgreSQL sessions get ``default_transaction_read_only=on``.
     """
-    sqlite_path = _sqlite_file(url)
+    sqlite_path = sqlite_file(url)
     if sqlite_path is not None:
         if read_only:
             if not sqlite_path.exists():
@@ -134,7 +134,7 @@ def upgrade(url: str | None = None, revision: str = "head") -> None:
         from pipeline.config import get_settings
 
         url = get_settings().db_url
-    sqlite_path = _sqlite_file(url)
+    sqlite_path = sqlite_file(url)
     if sqlite_path is not None:
         sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(url), revision)
