@@ -80,7 +80,8 @@ def readonly_engine(settings: Settings) -> Engine:
     from sqlalchemy import create_engine, event
     from sqlalchemy.pool import NullPool
 
-    from pipeline.store.db import SQLITE_BUSY_TIMEOUT_MS, sqlite_file
+    from pipeline.store.db import SQLITE_BUSY_TIMEOUT_MS
+    from pipeline.store.db_file import sqlite_file
 
     url = reader_url(settings)
     timeout_s = settings.sql_timeout
