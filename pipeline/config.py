@@ -78,7 +78,11 @@ class Settings(BaseSettings):
     rescan_interval: float = Field(300.0, description="Full rescan period, seconds (0 = only at start)")
     sweep_interval: float = Field(10.0, description="How often stuck photos are re-sent, seconds")
     resend_after: float = Field(30.0, description="A photo queued this long without a worker is re-sent, seconds")
-    stale_after: float = Field(1900.0, description="A photo 'processing' this long is presumed orphaned, seconds")
+    stale_after: float = Field(
+        30.0,
+        gt=0,
+        description="A photo 'processing' whose worker sent no heartbeat this long is presumed orphaned, seconds",
+    )
 
     # Work
     profile: ProfileName = Field("faces", description="Model profile: faces, plvm or tiny")
@@ -153,6 +157,11 @@ class Settings(BaseSettings):
                 url = "postgresql+psycopg://" + url[len("postgresql://") :]
             return url
         return f"sqlite:///{self.data_dir / 'pipeline.db'}"
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between a worker's refreshes of its claims: a fifth of ``stale_after``."""
+        return max(0.2, self.stale_after / 5)
 
     @property
     def references_dir(self) -> Path:

@@ -46,6 +46,7 @@ def watch(folders: Annotated[list[Path], typer.Argument(help="Folders to watch")
     from pipeline.ingest.dispatch import Dispatcher, Sweeper, send_all_queued
     from pipeline.ingest.ingestor import Ingestor, make_watcher
     from pipeline.store.db import ensure_schema
+    from pipeline.store.db_file import check_database_file
 
     s = settings()
     chosen = [f.expanduser().resolve() for f in folders] or s.watch
@@ -64,7 +65,7 @@ def watch(folders: Annotated[list[Path], typer.Argument(help="Folders to watch")
     send_all_queued(s, dispatcher)
     ingestor = Ingestor(dispatcher)
     watcher = make_watcher(chosen, ingestor, s)
-    sweeper = Sweeper(s, dispatcher)
+    sweeper = Sweeper(s, dispatcher, deferred=ingestor)
     stop = threading.Event()
     import signal
 
@@ -73,10 +74,13 @@ def watch(folders: Annotated[list[Path], typer.Argument(help="Folders to watch")
     watcher.start()
     sweeper.start()
     out.print("watching " + ", ".join(map(str, chosen)))
-    stop.wait()
-    watcher.stop()
-    dispatcher.close()
-    sweeper.stop()
+    try:
+        while not stop.wait(0.5):
+            check_database_file(s.db_url)  # deleted or replaced: stop with an error line
+    finally:
+        watcher.stop()
+        dispatcher.close()
+        sweeper.stop()
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

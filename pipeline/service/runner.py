@@ -4,7 +4,9 @@ Lifecycle: take the data directory's run lock (a second ``pipeline run`` on the 
 directory is refused with the holder's pid), upgrade the database, start the embedded Redis
 unless a broker URL is configured, start a Celery worker process (restarted if it dies) and
 optionally Flower, then watch the folders. Ctrl-C (SIGINT) or SIGTERM stops everything in order:
-watcher, dispatcher, sweeper, worker (warm shutdown), Flower, Redis.
+watcher, dispatcher, sweeper, worker (warm shutdown), Flower, Redis. A SQLite file deleted or
+replaced while running stops everything the same way, with an error
+(:mod:`pipeline.store.db_file`).
 """
 
 from __future__ import annotations
@@ -206,6 +208,7 @@ def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) 
     from pipeline.ingest.ingestor import Ingestor, make_watcher
     from pipeline.service.progress import ProgressReporter
     from pipeline.store.db import ensure_schema
+    from pipeline.store.db_file import check_database_file
 
     for folder in options.folders:
         if not folder.is_dir():
@@ -256,12 +259,13 @@ def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) 
         ingestor = Ingestor(dispatcher, settings.db_url)
         watcher = make_watcher(options.folders, ingestor, settings)
         watcher.start()
-        sweeper = Sweeper(settings, dispatcher, settings.db_url)
+        sweeper = Sweeper(settings, dispatcher, settings.db_url, deferred=ingestor)
         sweeper.start()
         report("watching " + ", ".join(str(f) for f in options.folders) + " (Ctrl-C to stop)")
         progress = ProgressReporter(settings.db_url, report)
         idle_since: float | None = None
         while not stop.wait(0.5):
+            check_database_file(settings.db_url)  # deleted or replaced: stop with an error line
             for child in children:
                 message = child.check()
                 if message:
@@ -274,6 +278,7 @@ def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) 
                         break
                 else:
                     idle_since = None
+        check_database_file(settings.db_url)
         progress.poll()
         report(progress.summary())
         return 0
