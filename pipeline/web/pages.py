@@ -63,7 +63,7 @@ def unknown(request: Request, page_no: int = Query(1, alias="page", ge=1, le=1_0
 
 @router.get("/search")
 def search(request: Request, q: str = Query("", max_length=500)) -> Response:
-    from pipeline.store.search import search_captions
+    from pipeline.store.search import SearchError, search_captions
     from pipeline.web.queries import PhotoCard
 
     results: list[PhotoCard] = []
@@ -76,12 +76,13 @@ def search(request: Request, q: str = Query("", max_length=500)) -> Response:
         seen = {card.id for card in results}
         try:
             hits = search_captions(engine, q, size)
-        except ValueError as exc:
+        except SearchError as exc:
             hits, message = [], str(exc)
         for hit in hits:
             if hit.photo_id not in seen:
                 seen.add(hit.photo_id)
-                results.append(PhotoCard(hit.photo_id, queries.file_name(hit.path), None, caption=hit.caption))
+                shot = hit.taken_at or queries.epoch_time(hit.mtime)
+                results.append(PhotoCard(hit.photo_id, queries.file_name(hit.path), shot, caption=hit.caption))
         if not results and message is None:
             message = f"nothing found for {q!r}"
     return page(request, "search.html", {"q": q, "results": results, "message": message})

@@ -68,7 +68,8 @@ class PhotoDetail:
     answers: list[tuple[str, str]]
 
 
-def _when(seconds: Any) -> datetime:
+def epoch_time(seconds: Any) -> datetime:
+    """Seconds since the epoch (None: 0) as an aware UTC datetime."""
     return datetime.fromtimestamp(float(seconds or 0), UTC)
 
 
@@ -100,7 +101,7 @@ def people_cards(conn: Connection) -> list[PersonCard]:
         if pid is None:  # never: a primary key; keeps the type checker sure
             continue
         count, last = stats.get(pid, (0, None))
-        cards.append(PersonCard(pid, name, count, _when(last) if last is not None else None, refs.get(pid)))
+        cards.append(PersonCard(pid, name, count, epoch_time(last) if last is not None else None, refs.get(pid)))
     return cards
 
 
@@ -125,7 +126,7 @@ def _faces_page(
     total = conn.execute(
         select(func.count()).select_from(Face).join(Photo, col(Photo.id) == col(Face.photo_id)).where(*visible)
     ).scalar_one()
-    return [PhotoCard(r[0], file_name(r[1]), _when(r[2]), face_id=r[3]) for r in rows], int(total)
+    return [PhotoCard(r[0], file_name(r[1]), epoch_time(r[2]), face_id=r[3]) for r in rows], int(total)
 
 
 def person_photos(conn: Connection, person_id: int, offset: int, limit: int) -> tuple[list[PhotoCard], int]:
@@ -184,7 +185,7 @@ def photo_detail(conn: Connection, photo_id: int) -> PhotoDetail | None:
         row[3],
         row[4],
         row[5],
-        _when(row[6]),
+        epoch_time(row[6]),
         row[7],
         faces,
         caption,

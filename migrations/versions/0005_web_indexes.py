@@ -3,16 +3,16 @@
 - ``faces (person_id, photo_id)``: a person's photo count and photo list read the index alone.
 - ``photos (state, done_at)``: the Status page's most recent failures.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0005
+Revises: 0004
 """
 
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0003"
-down_revision: str | None = "0002"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
