@@ -28,8 +28,11 @@ def test_compose_services_and_safety_settings() -> None:
     devices = services["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and devices[0]["capabilities"] == ["gpu"]
     assert "FLOWER_BASIC_AUTH" in services["flower"]["environment"]
-    for name in ("watcher", "worker-gpu"):
+    for name in ("watcher", "worker-gpu", "web"):
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    web = services["web"]
+    assert "PIPELINE_WEB_PASSWORD" in web["environment"], "the web app off loopback needs a password"
+    assert all(port.startswith("127.0.0.1:") for port in web["ports"]), "published on the host's loopback only"
 
 
 def test_compose_requires_real_passwords_and_keeps_services_private() -> None:
@@ -41,7 +44,7 @@ def test_compose_requires_real_passwords_and_keeps_services_private() -> None:
     assert "redis://:${REDIS_PASSWORD:?set REDIS_PASSWORD}@redis" in compose_text
     for name in ("redis", "postgres"):
         assert services[name]["depends_on"]["secrets"]["condition"] == "service_completed_successfully"
-    for var in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLOWER_BASIC_AUTH"):  # every use must be required
+    for var in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLOWER_BASIC_AUTH", "PIPELINE_WEB_PASSWORD"):  # all required
         uses = re.findall(r"(?<!\$)\$\{" + var + r"(:\?)?", compose_text)  # $$ is an escaped shell variable
         assert uses and all(uses), var
     example = dict(
@@ -49,7 +52,8 @@ def test_compose_requires_real_passwords_and_keeps_services_private() -> None:
         for line in (REPO / ".env.example").read_text().splitlines()
         if "=" in line and line[0] != "#"
     )
-    assert example["POSTGRES_PASSWORD"] == example["REDIS_PASSWORD"] == example["FLOWER_BASIC_AUTH"] == ""
+    for var in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLOWER_BASIC_AUTH", "PIPELINE_WEB_PASSWORD"):
+        assert example[var] == "", var
 
 
 @pytest.mark.parametrize(
@@ -65,6 +69,7 @@ def test_compose_secrets_check_refuses_example_values(postgres: str, redis: str,
     """The `secrets` service's script (compose's $$ escapes undone), run by sh as compose would."""
     script = _compose()["services"]["secrets"]["command"][2].replace("$$", "$")
     env = {"POSTGRES_PASSWORD": postgres, "REDIS_PASSWORD": redis, "FLOWER_BASIC_AUTH": flower, "PATH": "/usr/bin:/bin"}
+    env["PIPELINE_WEB_PASSWORD"] = "a1b2c3d4e5f6a7b8c9d0"
     proc = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True)
     assert (proc.returncode == 0) == starts, proc.stderr
     assert starts or "refusing to start" in proc.stderr
@@ -86,6 +91,7 @@ def test_compose_config_parses(tmp_path: Path) -> None:
         .replace("POSTGRES_PASSWORD=\n", "POSTGRES_PASSWORD=0123456789abcdef0123\n")
         .replace("REDIS_PASSWORD=\n", "REDIS_PASSWORD=fedcba98765432100123\n")
         .replace("FLOWER_BASIC_AUTH=\n", "FLOWER_BASIC_AUTH=admin:0123456789abcdef\n")
+        .replace("PIPELINE_WEB_PASSWORD=\n", "PIPELINE_WEB_PASSWORD=a1b2c3d4e5f6a7b8c9d0\n")
     )
     proc = config(filled)
     assert proc.returncode == 0, proc.stderr

@@ -5,8 +5,8 @@ were two people. Existing rows are normalised; if two people now have the same k
 is renamed ``NAME (ID)`` (nothing is merged or lost) and a warning says to merge them with
 ``pipeline people merge``.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 
 import logging
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
