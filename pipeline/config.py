@@ -103,13 +103,21 @@ class Settings(BaseSettings):
     # PLVM weights (ids on the hub or local folders)
     dinov2_model: str = Field("facebook/dinov2-base")
     reference_backend: Literal["transformers", "timm"] = Field("transformers")
+    dinov2_geometry: Literal["release", "size"] = Field(
+        "release",
+        description="DINOv2 position-embedding resampling: release (transformers 4.37's scale factor, what the "
+        "released Aligner saw) or size (transformers >= 4.45); part of the model version",
+    )
     llava_model: str = Field("llava-hf/llava-1.5-7b-hf")
     aligner_checkpoint: Path | None = Field(None, description="Default: <data_dir>/models/aligner.ckpt")
     tiny_bundle: Path | None = Field(None, description="Folder written by `pipeline models tiny`")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field("auto")
     load_in_8bit: bool = Field(False, description="8-bit LLaVA (needs bitsandbytes and CUDA)")
-    max_new_tokens: int = Field(40, ge=1)
+    max_new_tokens: int = Field(40, ge=1, description="Longest caption/answer, tokens (the release allows 512)")
+    temperature: float = Field(
+        0.0, ge=0, description="0: greedy decoding (reproducible rows); > 0 samples (the release samples at 0.2)"
+    )
     plvm_max_batch: int = Field(16, ge=1, description="Prompt rows per LLaVA forward/generate batch")
     reuse_prefix: bool = Field(True, description="Generate caption and answers from one shared prompt-prefix KV cache")
 
