@@ -217,6 +217,7 @@ def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) 
     from pipeline.ingest.dispatch import Dispatcher, Sweeper, send_all_queued
     from pipeline.ingest.ingestor import Ingestor, make_watcher
     from pipeline.service.progress import ProgressReporter
+    from pipeline.service.storage_notice import StorageNotice
     from pipeline.store.db import ensure_schema
     from pipeline.store.db_file import check_database_file
 
@@ -273,9 +274,11 @@ def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) 
         sweeper.start()
         report("watching " + ", ".join(str(f) for f in options.folders) + " (Ctrl-C to stop)")
         progress = ProgressReporter(settings.db_url, report)
+        storage = StorageNotice(settings.data_dir, report)
         idle_since: float | None = None
         while not stop.wait(0.5):
             check_database_file(settings.db_url)  # deleted or replaced: stop with an error line
+            storage.poll()
             restarted = embedded.check() if embedded is not None else None
             if restarted:
                 report(restarted)
@@ -285,7 +288,7 @@ def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) 
                     report(message)
             busy = progress.poll()
             if options.until_idle:
-                if not busy and watcher.is_idle():
+                if not busy and watcher.is_idle() and not ingestor.deferred:
                     idle_since = idle_since or time.monotonic()
                     if time.monotonic() - idle_since >= options.idle_seconds:
                         break
