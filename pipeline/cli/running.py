@@ -17,6 +17,7 @@ def run(
     flower: Annotated[bool, typer.Option("--flower", help="Also start Flower")] = False,
     flower_port: Annotated[int, typer.Option("--flower-port")] = 5555,
     until_idle: Annotated[bool, typer.Option("--until-idle", help="Exit once every photo is processed")] = False,
+    web: Annotated[bool, typer.Option("--web", help="Also serve the web app (`pipeline web`)")] = False,
 ) -> None:
     """Embedded broker (unless configured) + a worker + the watcher, with progress. Ctrl-C stops all."""
     from pipeline.service.runner import RunOptions
@@ -26,9 +27,13 @@ def run(
     chosen = [f.expanduser().resolve() for f in folders] or s.watch
     if not chosen:
         raise UserError("give a folder to watch (or set PIPELINE_WATCH)")
-    code = do_run(
-        s, RunOptions(folders=chosen, flower=flower, flower_port=flower_port, until_idle=until_idle), out.print
-    )
+    if web:
+        from pipeline.web.security import check_bind
+
+        check_bind(s.web_host, s.web_password)  # refuse before anything starts
+    options = RunOptions(chosen, flower, flower_port, until_idle=until_idle, web=web, web_host=s.web_host)
+    options.web_port = s.web_port
+    code = do_run(s, options, out.print)
     raise typer.Exit(code)
 
 
@@ -96,13 +101,19 @@ def worker(ctx: typer.Context) -> None:
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def flower(ctx: typer.Context, port: Annotated[int, typer.Option("--port")] = 5555) -> None:
-    """Start Flower against the configured (or running embedded) broker; extra flags pass through."""
-    from pipeline.broker.client import resolve_broker_url
-    from pipeline.service.runner import flower_command
+    """Start Flower against the configured (or running embedded) broker; extra flags pass through.
 
-    broker = resolve_broker_url(settings())
+    It asks for a user and password (generated once and printed; PIPELINE_FLOWER_AUTH to choose)
+    and listens on 127.0.0.1 unless PIPELINE_FLOWER_ADDRESS says otherwise.
+    """
+    from pipeline.broker.client import resolve_broker_url
+    from pipeline.service.runner import flower_command, flower_env
+
+    s = settings()
+    broker = resolve_broker_url(s)
     if broker is None:
         raise UserError("no broker: set PIPELINE_BROKER_URL, or start `pipeline run`")
-    os.environ["PIPELINE_BROKER_URL"] = broker
-    command = flower_command(port, list(ctx.args))
-    os.execv(command[0], command)
+    env, login = flower_env(s, {**os.environ, "PIPELINE_BROKER_URL": broker})
+    out.print(f"flower: http://{s.flower_address}:{port} ({login})")
+    command = flower_command(port, list(ctx.args), s.flower_address)
+    os.execve(command[0], command, env)

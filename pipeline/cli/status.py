@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pipeline.cli.app import UserError, app, open_session, out, report_requeued, settings
+from pipeline.cli.app import app, open_session, out, report_requeued, settings
 
 
 @app.command()
@@ -78,24 +78,10 @@ def status(
 def retry(
     what: Annotated[str, typer.Argument(help="'failed' (all failed photos) or a photo path")] = "failed",
 ) -> None:
-    """Queue failed photos (or one failed or done photo) again, with a fresh attempt count."""
-    from sqlmodel import col, select
-
+    """Queue failed photos (or one photo) again, with a fresh attempt count."""
     from pipeline.ingest.ingestor import norm_path
-    from pipeline.store import states
-    from pipeline.store.models import Photo
+    from pipeline.ingest.retry import retry_photos
 
     with open_session() as session:
-        if what == "failed":
-            where = col(Photo.state) == states.PhotoState.FAILED.value
-        else:
-            where = col(Photo.path) == norm_path(Path(what))
-        ids = states.retry(
-            session, [pid for pid in session.exec(select(col(Photo.id)).where(where)).all() if pid is not None]
-        )
-        if not ids:
-            raise UserError(
-                f"nothing to retry for {what!r}: only failed or done photos are retried "
-                "(see `pipeline status` for what is failed)"
-            )
+        ids = retry_photos(session) if what == "failed" else retry_photos(session, path=norm_path(Path(what)))
     report_requeued(ids)

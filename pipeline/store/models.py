@@ -40,7 +40,7 @@ def _ts(nullable: bool = False) -> Column:
 
 
 class Person(SQLModel, table=True):
-    """An enrolled person. ``name_key`` is the lower-cased name: names are unique ignoring case."""
+    """An enrolled person. ``name_key`` is the NFC, case-folded name: unique ignoring case and Unicode form."""
 
     __tablename__ = "people"
     id: int | None = Field(default=None, primary_key=True)
@@ -108,6 +108,7 @@ class Photo(SQLModel, table=True):
     __tablename__ = "photos"
     __table_args__ = (
         Index("ix_photos_state_queued_at", "state", "queued_at"),
+        Index("ix_photos_state_done_at", "state", "done_at"),  # the web app's recent failures
         CheckConstraint(check_sql("state", PhotoState), name="state"),
         CheckConstraint(check_sql("work", WorkKind), name="work"),
     )
@@ -144,7 +145,10 @@ class Face(SQLModel, table=True):
     """
 
     __tablename__ = "faces"
-    __table_args__ = (UniqueConstraint("photo_id", "idx"),)
+    __table_args__ = (
+        UniqueConstraint("photo_id", "idx"),
+        Index("ix_faces_person_id_photo_id", "person_id", "photo_id"),  # a person's photos, index-only
+    )
     id: int | None = Field(default=None, primary_key=True)
     photo_id: int = Field(foreign_key="photos.id", index=True)
     idx: int
