@@ -92,7 +92,7 @@ class Photo(SQLModel, table=True):
     """A photo file. ``state``: queued | processing | done | failed | missing.
 
     ``sha256`` is the content hash (hex) of the kind ``hash_kind`` names: BLAKE3 for rows written
-    since revision 0004, SHA-256 before (the column keeps its name for existing SQL).
+    since revision 0006, SHA-256 before (the column keeps its name for existing SQL).
 
     ``work`` says what a worker must do: ``tag`` (decode, detect, match, describe) or ``rematch``
     (re-match stored face embeddings and redo what depends on the people present).
@@ -100,13 +100,16 @@ class Photo(SQLModel, table=True):
     """
 
     __tablename__ = "photos"
-    __table_args__ = (Index("ix_photos_state_queued_at", "state", "queued_at"),)
+    __table_args__ = (
+        Index("ix_photos_state_queued_at", "state", "queued_at"),
+        Index("ix_photos_state_done_at", "state", "done_at"),  # the web app's recent failures
+    )
     id: int | None = Field(default=None, primary_key=True)
     path: str = Field(sa_column=Column(Text, nullable=False, unique=True))
     sha256: str = Field(max_length=64, index=True)
     hash_kind: str = Field(
         default="blake3", sa_column=Column(String(16), nullable=False, server_default="sha256")
-    )  # what ``sha256`` holds: "blake3" (rows since revision 0004) or "sha256"
+    )  # what ``sha256`` holds: "blake3" (rows since revision 0006) or "sha256"
     size: int
     mtime: float
     width: int | None = None
@@ -119,7 +122,8 @@ class Photo(SQLModel, table=True):
     profile: str | None = Field(default=None, max_length=20)
     model_version: str | None = Field(default=None, max_length=200)
     enrolment_version: int | None = None
-    claimed_by: str | None = Field(default=None, max_length=200)
+    claimed_by: str | None = Field(default=None, max_length=200)  # the task (Celery id) holding the claim
+    claimed_owner: str | None = Field(default=None, max_length=200)  # its process: host/pid/start
     claimed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     queued_at: datetime | None = Field(default_factory=utcnow, sa_column=_ts(nullable=True))
     done_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
@@ -136,7 +140,10 @@ class Face(SQLModel, table=True):
     """
 
     __tablename__ = "faces"
-    __table_args__ = (UniqueConstraint("photo_id", "idx"),)
+    __table_args__ = (
+        UniqueConstraint("photo_id", "idx"),
+        Index("ix_faces_person_id_photo_id", "person_id", "photo_id"),  # a person's photos, index-only
+    )
     id: int | None = Field(default=None, primary_key=True)
     photo_id: int = Field(foreign_key="photos.id", index=True)
     idx: int
