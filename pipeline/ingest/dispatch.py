@@ -123,6 +123,19 @@ class Dispatcher:
         self.flush()
 
 
+def send_requeued(settings: Settings, photo_ids: list[int]) -> bool:
+    """Send photos a user's change re-queued to the workers now, if a broker is reachable (the
+    configured one, or a running ``pipeline run``'s embedded one). False: they stay ``queued`` and
+    the next ``pipeline run`` (or its sweeper) sends them."""
+    from pipeline.broker.client import resolve_broker_url
+
+    dispatcher = Dispatcher(resolve_broker_url(settings), settings)
+    try:
+        return dispatcher.send(photo_ids)
+    finally:
+        dispatcher.close()
+
+
 def sweep(settings: Settings, dispatcher: Dispatcher, db_url: str | None = None) -> dict[str, int]:
     """One sweeper pass. Returns counts of photos returned from ``processing`` and re-sent.
 

@@ -122,6 +122,11 @@ def worker_command(name: str, extra: list[str] | None = None, pool: str = "prefo
     ]
 
 
+def web_command(host: str, port: int) -> list[str]:
+    """``pipeline web`` as a child of ``pipeline run --web`` (same interpreter, same settings)."""
+    return [sys.executable, "-m", "pipeline", "web", "--host", host, "--port", str(port)]
+
+
 def flower_command(port: int, extra: list[str] | None = None) -> list[str]:
     return [
         sys.executable,
@@ -190,6 +195,9 @@ class RunOptions:
     worker_args: list[str] = field(default_factory=list)
     until_idle: bool = False
     idle_seconds: float = 3.0
+    web: bool = False
+    web_host: str = "127.0.0.1"
+    web_port: int = 8765
 
 
 def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) -> int:
@@ -199,6 +207,7 @@ def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) 
     from pipeline.ingest.dispatch import Dispatcher, Sweeper, send_all_queued
     from pipeline.ingest.ingestor import Ingestor, make_watcher
     from pipeline.service.progress import ProgressReporter
+    from pipeline.service.storage_notice import StorageNotice
     from pipeline.store.db import ensure_schema
     from pipeline.store.db_file import check_database_file
 
@@ -236,6 +245,11 @@ def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) 
                 Child("flower", flower_command(options.flower_port, options.flower_args), env, logs / "flower.log")
             )
             report(f"flower: http://127.0.0.1:{options.flower_port}")
+        if options.web:
+            web_env = {**env, "PIPELINE_FLOWER_URL": f"http://127.0.0.1:{options.flower_port}"}
+            children.append(Child("web", web_command(options.web_host, options.web_port), web_env, logs / "web.log"))
+            shown = f"[{options.web_host}]" if ":" in options.web_host else options.web_host
+            report(f"web: http://{shown}:{options.web_port}")
         for child in children:
             child.start()
         dispatcher = Dispatcher(broker_url, settings)
@@ -250,16 +264,18 @@ def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) 
         sweeper.start()
         report("watching " + ", ".join(str(f) for f in options.folders) + " (Ctrl-C to stop)")
         progress = ProgressReporter(settings.db_url, report)
+        storage = StorageNotice(settings.data_dir, report)
         idle_since: float | None = None
         while not stop.wait(0.5):
             check_database_file(settings.db_url)  # deleted or replaced: stop with an error line
+            storage.poll()
             for child in children:
                 message = child.check()
                 if message:
                     report(message)
             busy = progress.poll()
             if options.until_idle:
-                if not busy and watcher.is_idle():
+                if not busy and watcher.is_idle() and not ingestor.deferred:
                     idle_since = idle_since or time.monotonic()
                     if time.monotonic() - idle_since >= options.idle_seconds:
                         break

@@ -97,7 +97,10 @@ class Photo(SQLModel, table=True):
     """
 
     __tablename__ = "photos"
-    __table_args__ = (Index("ix_photos_state_queued_at", "state", "queued_at"),)
+    __table_args__ = (
+        Index("ix_photos_state_queued_at", "state", "queued_at"),
+        Index("ix_photos_state_done_at", "state", "done_at"),  # the web app's recent failures
+    )
     id: int | None = Field(default=None, primary_key=True)
     path: str = Field(sa_column=Column(Text, nullable=False, unique=True))
     sha256: str = Field(max_length=64, index=True)
@@ -131,7 +134,10 @@ class Face(SQLModel, table=True):
     """
 
     __tablename__ = "faces"
-    __table_args__ = (UniqueConstraint("photo_id", "idx"),)
+    __table_args__ = (
+        UniqueConstraint("photo_id", "idx"),
+        Index("ix_faces_person_id_photo_id", "person_id", "photo_id"),  # a person's photos, index-only
+    )
     id: int | None = Field(default=None, primary_key=True)
     photo_id: int = Field(foreign_key="photos.id", index=True)
     idx: int
