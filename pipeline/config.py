@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ProfileName = Literal["faces", "plvm", "tiny"]
@@ -39,6 +39,15 @@ def _config_file() -> Path | None:
     data_dir = os.environ.get("PIPELINE_DATA_DIR")
     candidate = (Path(data_dir).expanduser() if data_dir else default_data_dir()) / "config.toml"
     return candidate if candidate.is_file() else None
+
+
+def psycopg_url(url: str) -> str:
+    """``postgres://`` and ``postgresql://`` URLs normalised to SQLAlchemy's psycopg 3 driver; others unchanged."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
 
 
 class _TomlSource(PydanticBaseSettingsSource):
@@ -66,6 +75,16 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir, description="Database, references, broker state")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file in data_dir")
     broker_url: str | None = Field(None, description="Redis URL; default: the pipeline's own embedded Redis")
+    sql_database_url: str | None = Field(
+        None,
+        description="PostgreSQL: URL of the read-only role `pipeline sql` and the web app read as; "
+        "default: the one `pipeline db readonly-role` stored in data_dir",
+    )
+    flower_auth: SecretStr | None = Field(
+        None, description="Flower's basic auth, user:password; default: generated once, in data_dir/flower.auth"
+    )
+    flower_address: str = Field("127.0.0.1", description="Address Flower listens on (0.0.0.0: every interface)")
+    sql_timeout: float = Field(60.0, ge=0, description="Time limit of one `pipeline sql` statement, seconds (0 = none)")
 
     # Watching
     watch: list[Path] = Field(default_factory=list, description="Folders to watch")
@@ -166,12 +185,7 @@ class Settings(BaseSettings):
     def db_url(self) -> str:
         """The effective database URL (PostgreSQL URLs are normalised to psycopg 3)."""
         if self.database_url:
-            url = self.database_url
-            if url.startswith("postgres://"):
-                url = "postgresql://" + url[len("postgres://") :]
-            if url.startswith("postgresql://"):
-                url = "postgresql+psycopg://" + url[len("postgresql://") :]
-            return url
+            return psycopg_url(self.database_url)
         return f"sqlite:///{self.data_dir / 'pipeline.db'}"
 
     @property
