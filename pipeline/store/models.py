@@ -92,7 +92,7 @@ class Photo(SQLModel, table=True):
     """A photo file. ``state``: queued | processing | done | failed | missing.
 
     ``sha256`` is the content hash (hex) of the kind ``hash_kind`` names: BLAKE3 for rows written
-    since revision 0006, SHA-256 before (the column keeps its name for existing SQL).
+    since revision 0007, SHA-256 before (the column keeps its name for existing SQL).
 
     ``work`` says what a worker must do: ``tag`` (decode, detect, match, describe) or ``rematch``
     (re-match stored face embeddings and redo what depends on the people present).
@@ -109,7 +109,7 @@ class Photo(SQLModel, table=True):
     sha256: str = Field(max_length=64, index=True)
     hash_kind: str = Field(
         default="blake3", sa_column=Column(String(16), nullable=False, server_default="sha256")
-    )  # what ``sha256`` holds: "blake3" (rows since revision 0006) or "sha256"
+    )  # what ``sha256`` holds: "blake3" (rows since revision 0007) or "sha256"
     size: int
     mtime: float
     width: int | None = None
