@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from pipeline.cli.app import UserError, app, err, out, settings
+from pipeline.errors import BrokerUnavailable
 
 
 @app.command()
@@ -77,13 +78,17 @@ def watch(folders: Annotated[list[Path], typer.Argument(help="Folders to watch")
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def worker(ctx: typer.Context) -> None:
     """Start a Celery worker on the gpu queue with the pipeline's defaults (extra flags pass through)."""
-    from pipeline.broker.client import resolve_broker_url
+    from pipeline.broker.client import broker_reachable, resolve_broker_url
     from pipeline.service.runner import worker_command
 
     s = settings()
     broker = resolve_broker_url(s)
     if broker is None:
         raise UserError("no broker: set PIPELINE_BROKER_URL, or start `pipeline run` which embeds one")
+    if not broker_reachable(broker, timeout=5.0):
+        raise BrokerUnavailable(
+            f"the broker {broker} does not answer; start Redis or fix --broker-url / PIPELINE_BROKER_URL"
+        )
     os.environ["PIPELINE_BROKER_URL"] = broker
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     command = worker_command(f"pipeline-{os.getpid()}@%h", list(ctx.args))
@@ -94,8 +99,10 @@ def worker(ctx: typer.Context) -> None:
 def flower(ctx: typer.Context, port: Annotated[int, typer.Option("--port")] = 5555) -> None:
     """Start Flower against the configured (or running embedded) broker; extra flags pass through."""
     from pipeline.broker.client import resolve_broker_url
+    from pipeline.service.ports import ensure_port_free
     from pipeline.service.runner import flower_command
 
+    ensure_port_free(port, option="--port")
     broker = resolve_broker_url(settings())
     if broker is None:
         raise UserError("no broker: set PIPELINE_BROKER_URL, or start `pipeline run`")
