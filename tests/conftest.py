@@ -25,7 +25,7 @@ FAST_ENV = {
     "PIPELINE_SETTLE_SECONDS": "0.4",
     "PIPELINE_SWEEP_INTERVAL": "1",
     "PIPELINE_RESEND_AFTER": "2",
-    "PIPELINE_STALE_AFTER": "6",
+    "PIPELINE_STALE_AFTER": "15",  # heartbeat every 3 s; a dead worker on this host is noticed at once
     "PIPELINE_RESCAN_INTERVAL": "0",
     "PIPELINE_BATCH_WAIT": "0.2",
 }

@@ -27,8 +27,11 @@ def test_compose_services_and_safety_settings() -> None:
     devices = services["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and devices[0]["capabilities"] == ["gpu"]
     assert "FLOWER_BASIC_AUTH" in services["flower"]["environment"]
-    for name in ("watcher", "worker-gpu"):
+    for name in ("watcher", "worker-gpu", "web"):
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    web = services["web"]
+    assert "PIPELINE_WEB_PASSWORD" in web["environment"], "the web app off loopback needs a password"
+    assert all(port.startswith("127.0.0.1:") for port in web["ports"]), "published on the host's loopback only"
 
 
 @pytest.mark.skipif(

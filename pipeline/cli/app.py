@@ -92,10 +92,8 @@ def report_requeued(ids: list[int]) -> None:
     """Send re-queued photos to the workers if a broker is reachable, and say what happens to them."""
     if not ids:
         return
-    from pipeline.broker.client import resolve_broker_url
-    from pipeline.ingest.dispatch import Dispatcher
+    from pipeline.ingest.dispatch import send_requeued
 
-    current = settings()
-    sent = Dispatcher(resolve_broker_url(current), current).send(ids)
+    sent = send_requeued(settings(), ids)
     how = "sent to the workers" if sent else "queued; a running `pipeline run` picks them up"
     out.print(f"{len(ids)} photo(s) that could change will be re-matched ({how}).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from typing import Annotated
@@ -46,23 +47,43 @@ def sql(
 
 @app.command()
 def search(
-    text: Annotated[str, typer.Argument(help="Words that must all appear in the caption")],
-    limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    text: Annotated[str, typer.Argument(help="Words that must all appear in the caption; `Gra*` is a prefix")],
+    order: Annotated[str, typer.Option("--order", help="newest (photo time, newest first) or relevance")] = "newest",
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Hits per page")] = 20,
+    page: Annotated[int, typer.Option("--page", help="Page number, from 1")] = 1,
+    offset: Annotated[int | None, typer.Option("--offset", help="Hits to skip (instead of --page)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON array of objects")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV with a header row")] = False,
 ) -> None:
-    """Full-text search over captions."""
+    """Full-text search over captions, newest photos first; full paths."""
     from pipeline.store.db import ensure_schema, get_engine
-    from pipeline.store.search import search_captions
+    from pipeline.store.search import ORDERS, search_captions
 
+    if as_json and as_csv:
+        raise typer.BadParameter("choose one of --json and --csv")
+    if order not in ORDERS:
+        raise typer.BadParameter(f"choose one of {', '.join(ORDERS)}", param_hint="--order")
+    if page < 1:
+        raise typer.BadParameter("pages count from 1", param_hint="--page")
+    if offset is not None and page != 1:
+        raise typer.BadParameter("give --page or --offset, not both", param_hint="--offset")
     ensure_schema()
-    try:
-        hits = search_captions(get_engine(), text, limit)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    start = offset if offset is not None else (page - 1) * limit
+    hits = search_captions(get_engine(), text, limit, order=order, offset=start)
+    rows = [hit.as_dict() for hit in hits]
     if as_json:
-        sys.stdout.write(json.dumps([h.__dict__ for h in hits], ensure_ascii=False) + "\n")
-        return
-    table = Table("photo", "caption")
-    for hit in hits:
-        table.add_row(hit.path, hit.caption)
-    out.print(table if hits else f"no caption matches {text!r}")
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
+    elif as_csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["photo_id", "path", "caption"])
+        writer.writeheader()
+        writer.writerows(rows)
+    elif not hits:
+        out.print(f"no caption matches {text!r}" + (f" on page {page}" if start else ""))
+    else:
+        table = Table("taken", "photo", "caption")
+        for hit in hits:
+            table.add_row(hit.taken_at.strftime("%Y-%m-%d %H:%M") if hit.taken_at else "", hit.path, hit.caption)
+        table.columns[1].overflow = "fold"
+        out.print(table)
+        more = f"; more with --offset {start + limit}" if len(hits) == limit else ""
+        out.print(f"hits {start + 1}-{start + len(hits)}, {order} first{more}")

@@ -18,6 +18,7 @@ def run(
     flower: Annotated[bool, typer.Option("--flower", help="Also start Flower")] = False,
     flower_port: Annotated[int, typer.Option("--flower-port")] = 5555,
     until_idle: Annotated[bool, typer.Option("--until-idle", help="Exit once every photo is processed")] = False,
+    web: Annotated[bool, typer.Option("--web", help="Also serve the web app (`pipeline web`)")] = False,
 ) -> None:
     """Embedded broker (unless configured) + a worker + the watcher, with progress. Ctrl-C stops all."""
     from pipeline.service.runner import RunOptions
@@ -27,9 +28,13 @@ def run(
     chosen = [f.expanduser().resolve() for f in folders] or s.watch
     if not chosen:
         raise UserError("give a folder to watch (or set PIPELINE_WATCH)")
-    code = do_run(
-        s, RunOptions(folders=chosen, flower=flower, flower_port=flower_port, until_idle=until_idle), out.print
-    )
+    if web:
+        from pipeline.web.security import check_bind
+
+        check_bind(s.web_host, s.web_password)  # refuse before anything starts
+    options = RunOptions(chosen, flower, flower_port, until_idle=until_idle, web=web, web_host=s.web_host)
+    options.web_port = s.web_port
+    code = do_run(s, options, out.print)
     raise typer.Exit(code)
 
 
@@ -42,6 +47,7 @@ def watch(folders: Annotated[list[Path], typer.Argument(help="Folders to watch")
     from pipeline.ingest.dispatch import Dispatcher, Sweeper, send_all_queued
     from pipeline.ingest.ingestor import Ingestor, make_watcher
     from pipeline.store.db import ensure_schema
+    from pipeline.store.db_file import check_database_file
 
     s = settings()
     chosen = [f.expanduser().resolve() for f in folders] or s.watch
@@ -60,7 +66,7 @@ def watch(folders: Annotated[list[Path], typer.Argument(help="Folders to watch")
     send_all_queued(s, dispatcher)
     ingestor = Ingestor(dispatcher)
     watcher = make_watcher(chosen, ingestor, s)
-    sweeper = Sweeper(s, dispatcher)
+    sweeper = Sweeper(s, dispatcher, deferred=ingestor)
     stop = threading.Event()
     import signal
 
@@ -69,10 +75,13 @@ def watch(folders: Annotated[list[Path], typer.Argument(help="Folders to watch")
     watcher.start()
     sweeper.start()
     out.print("watching " + ", ".join(map(str, chosen)))
-    stop.wait()
-    watcher.stop()
-    dispatcher.close()
-    sweeper.stop()
+    try:
+        while not stop.wait(0.5):
+            check_database_file(s.db_url)  # deleted or replaced: stop with an error line
+    finally:
+        watcher.stop()
+        dispatcher.close()
+        sweeper.stop()
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pipeline.cli.app import UserError, app, open_session, out, report_requeued, settings
+from pipeline.cli.app import app, open_session, out, report_requeued, settings
 
 
 @app.command()
@@ -75,20 +75,9 @@ def retry(
     what: Annotated[str, typer.Argument(help="'failed' (all failed photos) or a photo path")] = "failed",
 ) -> None:
     """Queue failed photos (or one photo) again, with a fresh attempt count."""
-    from sqlalchemy import update
-    from sqlmodel import col, select
-
     from pipeline.ingest.ingestor import norm_path
-    from pipeline.store.models import Photo, utcnow
+    from pipeline.ingest.retry import retry_photos
 
     with open_session() as session:
-        where = col(Photo.state) == "failed" if what == "failed" else col(Photo.path) == norm_path(Path(what))
-        ids = [pid for pid in session.exec(select(col(Photo.id)).where(where)).all() if pid is not None]
-        if not ids:
-            raise UserError(f"nothing to retry for {what!r}")
-        session.execute(
-            update(Photo)
-            .where(col(Photo.id).in_(ids))
-            .values(state="queued", work="tag", attempts=0, error=None, queued_at=utcnow())
-        )
+        ids = retry_photos(session) if what == "failed" else retry_photos(session, path=norm_path(Path(what)))
     report_requeued(ids)

@@ -6,7 +6,8 @@ Every image is decoded and its features computed once:
 
 - ``faces``: YuNet + SFace on every reference and every query (one ``detect`` call per image). A
   query's score for identity X is the highest cosine between any face in the query and X's
-  reference face. A reference with several faces uses its largest face (a note says so).
+  reference face. A reference uses its only or dominant face, as ``pipeline enroll`` does (a
+  note says so; with several faces of similar size the identity scores 'no' everywhere).
 - ``plvm`` / ``tiny``: one ``encode_references([ref])`` per identity, then one batched
   ``recognition_scores_batch(queries, all identities)`` per group of queries (P(yes) of "Is <X> in
   this photo?"), so N identities x M queries cost about M / ``queries_per_call`` engine calls.
@@ -27,7 +28,7 @@ and ROC from :mod:`pipeline.evaluation.metrics`.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -144,14 +145,10 @@ def _queries(dataset: IdentityDataset) -> Iterator[tuple[Identity, Path]]:
 # --- faces ---------------------------------------------------------------------------------
 
 
-def _reference_face(faces: Sequence[Any]) -> Any:
-    """The largest face by box area (relative units), ties to the more confident one."""
-    return max(faces, key=lambda f: (f.box[2] * f.box[3], f.score))
-
-
 def _score_faces(settings: Settings, dataset: IdentityDataset, progress: bool) -> RecognitionRun:
     from pipeline.recognition.faces import EMBEDDING_SIZE, get_face_model
     from pipeline.recognition.matching import cosine_matrix
+    from pipeline.recognition.reference_face import dominant_face
 
     model, root = get_face_model(), dataset.root
     run = RecognitionRun("faces", [], threshold=settings.match_threshold, model_version=model.version)
@@ -168,19 +165,21 @@ def _score_faces(settings: Settings, dataset: IdentityDataset, progress: bool) -
                 continue
             faces = get_face_model().detect(np.asarray(image))
             names.append(identity.name)
-            if not faces:
+            chosen = dominant_face(faces)
+            if chosen is None:
                 refs.append(None)
+                what = "no face" if not faces else f"{len(faces)} faces of similar size (`pipeline enroll` would ask)"
                 run.failures.append(
                     Failure(
                         where,
-                        f"no face in the reference; every query scored 'no' "
+                        f"{what} in the reference; every query scored 'no' "
                         f"(score {NO_FACE_SCORE:g}) for {identity.name}",
                     )
                 )
                 continue
             if len(faces) > 1:
-                run.notes.append(f"{where}: {len(faces)} faces in the reference; the largest one was used")
-            refs.append(_reference_face(faces).embedding)
+                run.notes.append(f"{where}: {len(faces)} faces in the reference; the dominant one was used")
+            refs.append(chosen.embedding)
         if not names:
             raise EvaluationError("no reference image could be decoded; nothing to evaluate")
         ref_matrix = np.stack([r if r is not None else np.zeros(EMBEDDING_SIZE, np.float32) for r in refs])

@@ -3,7 +3,8 @@
 The database is the source of truth: a photo row is committed as ``queued`` before its id is
 sent. If the broker is down the send fails, is logged, and the row stays ``queued``; the sweeper
 re-sends queued photos once the broker's queue is empty (so nothing waiting is duplicated) and
-returns photos orphaned in ``processing`` (a worker died past its redelivery) to the queue.
+returns photos orphaned in ``processing`` (their worker died or stopped sending heartbeats) to
+the queue at once.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from sqlalchemy import or_, update
 from sqlmodel import col, select
@@ -21,6 +22,7 @@ from pipeline.broker.client import queue_length
 from pipeline.broker.contract import QUEUE, TAG_TASK, celery_config
 from pipeline.config import Settings
 from pipeline.store.models import Photo, utcnow
+from pipeline.store.storage_full import is_storage_full
 
 log = logging.getLogger(__name__)
 
@@ -121,43 +123,96 @@ class Dispatcher:
         self.flush()
 
 
+def send_requeued(settings: Settings, photo_ids: list[int]) -> bool:
+    """Send photos a user's change re-queued to the workers now, if a broker is reachable (the
+    configured one, or a running ``pipeline run``'s embedded one). False: they stay ``queued`` and
+    the next ``pipeline run`` (or its sweeper) sends them."""
+    from pipeline.broker.client import resolve_broker_url
+
+    dispatcher = Dispatcher(resolve_broker_url(settings), settings)
+    try:
+        return dispatcher.send(photo_ids)
+    finally:
+        dispatcher.close()
+
+
 def sweep(settings: Settings, dispatcher: Dispatcher, db_url: str | None = None) -> dict[str, int]:
     """One sweeper pass. Returns counts of photos returned from ``processing`` and re-sent.
 
-    Side effects: database updates; Celery messages.
+    Orphaned claims go back to the queue and are sent again at once, one photo per task (so a
+    photo that kills its worker takes no other photo's attempts with it): a claim whose owner
+    ran on this host and is gone, or whose heartbeat is older than ``stale_after``
+    (:mod:`pipeline.store.claim_owner`). Queued photos the broker does not hold are re-sent once
+    its queue is empty. Raises :class:`pipeline.store.db_file.DatabaseGoneError` before writing
+    when the SQLite file was deleted or replaced. Side effects: database updates; Celery messages.
     """
-    from pipeline.store.db import execute_dml, session_scope
+    from pipeline.store.db_file import check_database_file
 
+    check_database_file(db_url or settings.db_url)
     now = utcnow()
-    with session_scope(db_url) as session:
-        orphaned = execute_dml(
-            session,
-            update(Photo)
-            .where(
-                col(Photo.state) == "processing", col(Photo.claimed_at) < now - timedelta(seconds=settings.stale_after)
-            )
-            .values(state="queued", claimed_by=None, queued_at=now - timedelta(seconds=settings.resend_after + 1)),
-        )
+    orphans = release_orphaned_claims(settings, db_url)
+    for photo_id in orphans:
+        if not dispatcher.send([photo_id]):
+            break  # broker down: they stay queued and are re-sent below once it is back
+    if orphans:
+        log.info("returned %d photo(s) from dead or silent workers to the queue", len(orphans))
     waiting = queue_length(dispatcher.broker_url) if dispatcher.broker_url else None
     resent = 0
     if waiting == 0:
-        with session_scope(db_url) as session:
-            cutoff = now - timedelta(seconds=settings.resend_after)
-            query = (
-                select(col(Photo.id))
-                .where(
-                    col(Photo.state) == "queued",
-                    or_(col(Photo.queued_at).is_(None), col(Photo.queued_at) < cutoff),
-                )
-                .order_by(col(Photo.id))
-            )
-            ids = [pid for pid in session.exec(query).all() if pid is not None]
-            if ids:
-                session.execute(update(Photo).where(col(Photo.id).in_(ids)).values(queued_at=now))
+        ids = _claim_unsent(now - timedelta(seconds=settings.resend_after), now, db_url)
         if ids and dispatcher.send(ids):
             resent = len(ids)
             log.info("re-sent %d queued photo(s) the broker did not hold", resent)
-    return {"orphaned": orphaned, "resent": resent}
+    return {"orphaned": len(orphans), "resent": resent}
+
+
+def release_orphaned_claims(settings: Settings, db_url: str | None = None) -> list[int]:
+    """Return photos held by dead or silent workers to ``queued``; returns their ids.
+
+    A claim is orphaned when its owner ran on this host and its process is gone, or when its
+    heartbeat (``claimed_at``) is older than ``stale_after``. Each row is released only if the
+    same task still holds it, so a claim taken meanwhile by a live worker is left alone.
+    """
+    from pipeline.store.claim_owner import owner_is_gone
+    from pipeline.store.db import execute_dml, session_scope
+
+    now = utcnow()
+    processing = col(Photo.state) == "processing"
+    with session_scope(db_url) as session:
+        owners = session.exec(select(col(Photo.claimed_owner)).where(processing).distinct()).all()
+        gone = [owner for owner in owners if owner_is_gone(owner)]
+        cutoff = now - timedelta(seconds=settings.stale_after)
+        silent = or_(col(Photo.claimed_at).is_(None), col(Photo.claimed_at) < cutoff)
+        condition = or_(silent, col(Photo.claimed_owner).in_(gone)) if gone else silent
+        candidates = session.exec(select(col(Photo.id), col(Photo.claimed_by)).where(processing, condition)).all()
+        released: list[int] = []
+        for photo_id, task_id in candidates:
+            same_claim = col(Photo.claimed_by) == task_id if task_id is not None else col(Photo.claimed_by).is_(None)
+            changed = execute_dml(
+                session,
+                update(Photo)
+                .where(col(Photo.id) == photo_id, processing, same_claim)
+                .values(state="queued", claimed_by=None, claimed_owner=None, queued_at=now),
+            )
+            if changed and photo_id is not None:
+                released.append(photo_id)
+    return released
+
+
+def _claim_unsent(cutoff: datetime, now: datetime, db_url: str | None) -> list[int]:
+    """Ids of photos queued before ``cutoff`` (or never sent), marked as sent ``now``."""
+    from pipeline.store.db import session_scope
+
+    with session_scope(db_url) as session:
+        query = (
+            select(col(Photo.id))
+            .where(col(Photo.state) == "queued", or_(col(Photo.queued_at).is_(None), col(Photo.queued_at) < cutoff))
+            .order_by(col(Photo.id))
+        )
+        ids = [pid for pid in session.exec(query).all() if pid is not None]
+        if ids:
+            session.execute(update(Photo).where(col(Photo.id).in_(ids)).values(queued_at=now))
+    return ids
 
 
 def send_all_queued(settings: Settings, dispatcher: Dispatcher, db_url: str | None = None) -> int:
@@ -174,19 +229,36 @@ def send_all_queued(settings: Settings, dispatcher: Dispatcher, db_url: str | No
     return 0
 
 
-class Sweeper(threading.Thread):
-    """Runs :func:`sweep` every ``settings.sweep_interval`` seconds until stopped."""
+class Deferred(Protocol):
+    def retry_deferred(self) -> int: ...
 
-    def __init__(self, settings: Settings, dispatcher: Dispatcher, db_url: str | None = None) -> None:
+
+class Sweeper(threading.Thread):
+    """Runs :func:`sweep` every ``settings.sweep_interval`` seconds until stopped; then asks
+    ``deferred`` (the ingestor) to register files it could not register while storage was full."""
+
+    def __init__(
+        self, settings: Settings, dispatcher: Dispatcher, db_url: str | None = None, deferred: Deferred | None = None
+    ) -> None:
         super().__init__(name="sweeper", daemon=True)
-        self.settings, self.dispatcher, self.db_url = settings, dispatcher, db_url
+        self.settings, self.dispatcher, self.db_url, self.deferred = settings, dispatcher, db_url, deferred
         self._stop_event = threading.Event()
 
     def run(self) -> None:
+        from pipeline.store.db_file import DatabaseGoneError
+
         while not self._stop_event.wait(self.settings.sweep_interval):
             try:
                 sweep(self.settings, self.dispatcher, self.db_url)
-            except Exception:  # never let the sweeper die
+                if self.deferred is not None:
+                    self.deferred.retry_deferred()
+            except DatabaseGoneError as exc:  # writing on would go into the void
+                log.info("sweeper stopped: %s", exc)  # the runner or `watch` reports it
+                return
+            except Exception as exc:  # never let the sweeper die
+                if is_storage_full(exc):  # the ingestor and the workers already said so
+                    log.info("sweeper pass skipped: storage full")
+                    continue
                 log.exception("sweeper pass failed")
                 time.sleep(1)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -47,14 +48,66 @@ class Ingestor:
         self.sender = sender
         self.db_url = db_url
         self.registered = 0
+        self._deferred: dict[str, None] = {}  # stable files not registered because storage was full
+        self._deferred_lock = threading.Lock()
 
     def _session(self) -> Session:
+        """A session on the database, after checking its file is still the one opened
+        (raises :class:`pipeline.store.db_file.DatabaseGoneError`)."""
         from pipeline.store.db import get_engine
+        from pipeline.store.db_file import check_database_file
 
-        return Session(get_engine(self.db_url), expire_on_commit=False)
+        engine = get_engine(self.db_url)
+        check_database_file(str(engine.url))
+        return Session(engine, expire_on_commit=False)
 
     def file_ready(self, path: Path) -> int | None:
-        """Register a stable file; returns the photo id if work was queued for it."""
+        """Register a stable file; returns the photo id if work was queued for it. When the
+        storage is full the file is remembered and registered by :meth:`retry_deferred`."""
+        from pipeline.store.storage_full import is_storage_full
+
+        try:
+            photo_id = self._register(path)
+        except Exception as exc:
+            if not is_storage_full(exc):
+                raise
+            with self._deferred_lock:
+                first = not self._deferred
+                self._deferred[norm_path(path)] = None
+            if first:
+                log.warning("storage full: new photos wait and are registered once there is room again (%s)", exc)
+            return None
+        return photo_id
+
+    @property
+    def deferred(self) -> int:
+        """Files waiting for room to be registered."""
+        with self._deferred_lock:
+            return len(self._deferred)
+
+    def retry_deferred(self) -> int:
+        """Register the files deferred by a full storage, oldest first; stops at the first one
+        that still finds it full. Returns how many were registered (the sweeper calls this)."""
+        from pipeline.store.storage_full import is_storage_full
+
+        done = 0
+        with self._deferred_lock:
+            waiting = list(self._deferred)
+        for key in waiting:
+            try:
+                self._register(Path(key))
+            except Exception as exc:
+                if is_storage_full(exc):
+                    break
+                log.warning("%s: could not register it: %s", key, exc)
+            with self._deferred_lock:
+                self._deferred.pop(key, None)
+            done += 1
+        if done:
+            log.warning("storage has room again: registered %d photo(s) that waited", done)
+        return done
+
+    def _register(self, path: Path) -> int | None:
         from pipeline.photos.files import sha256_file
 
         key = norm_path(path)

@@ -57,6 +57,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserverVFS
 
+from pipeline.errors import PipelineError
 from pipeline.ingest.complete import looks_complete
 from pipeline.photos.files import IMAGE_SUFFIXES, is_candidate, is_ignored_name
 
@@ -355,6 +356,8 @@ class FolderWatcher:
             self._calling = True
             try:
                 callback(*args)
+            except PipelineError as exc:  # a problem the user acts on: one line, no traceback
+                logger.warning("%s: %s", args[0], exc)
             except Exception:
                 logger.exception("%s(%s) raised; the watcher goes on", getattr(callback, "__name__", callback), args[0])
             finally:

@@ -46,6 +46,10 @@ def _store_reference_copy(settings: Settings, source: Path, digest: str) -> Path
 
 
 def _pick_face(path: Path, faces: list[DetectedFace], face: int | None) -> DetectedFace:
+    """Face ``face`` (0 = leftmost), else the only or dominant face
+    (:func:`pipeline.recognition.reference_face.dominant_face`, the rule evaluation uses too)."""
+    from pipeline.recognition.reference_face import DOMINANT_AREA_RATIO, describe_faces, dominant_face
+
     if not faces:
         raise PeopleError(f"{path}: no face found; use a photo where the face is clearly visible")
     if face is not None:
@@ -54,13 +58,13 @@ def _pick_face(path: Path, faces: list[DetectedFace], face: int | None) -> Detec
                 f"{path}: --face {face} is out of range; the photo has {len(faces)} face(s), 0 = leftmost"
             )
         return faces[face]
-    if len(faces) > 1:
-        listing = "; ".join(
-            f"{i}: box x={f.box[0]:.2f} y={f.box[1]:.2f} w={f.box[2]:.2f} h={f.box[3]:.2f} score={f.score:.2f}"
-            for i, f in enumerate(faces)
+    chosen = dominant_face(faces)
+    if chosen is None:
+        raise PeopleError(
+            f"{path}: {len(faces)} faces found; choose one with --face N (0 = leftmost; "
+            f"none is {DOMINANT_AREA_RATIO:g}x larger than the others): {describe_faces(faces)}"
         )
-        raise PeopleError(f"{path}: {len(faces)} faces found; choose one with --face N (0 = leftmost): {listing}")
-    return faces[0]
+    return chosen
 
 
 def enroll(
@@ -68,7 +72,7 @@ def enroll(
 ) -> EnrollResult:
     """Enrol ``name`` from reference images (or add references to an existing person).
 
-    Detects exactly one face per image (or face number ``face``, 0 = leftmost), stores its SFace
+    Uses the only or dominant face of each image (or face number ``face``, 0 = leftmost), stores its SFace
     embedding and a content-addressed copy of the image, computes profile data (PLVM concept) once,
     records an enrolment event and re-queues unknown faces' photos. Commits nothing itself.
     """

@@ -4,7 +4,9 @@ Lifecycle: take the data directory's run lock (a second ``pipeline run`` on the 
 directory is refused with the holder's pid), upgrade the database, start the embedded Redis
 unless a broker URL is configured, start a Celery worker process (restarted if it dies) and
 optionally Flower, then watch the folders. Ctrl-C (SIGINT) or SIGTERM stops everything in order:
-watcher, dispatcher, sweeper, worker (warm shutdown), Flower, Redis.
+watcher, dispatcher, sweeper, worker (warm shutdown), Flower, Redis. A SQLite file deleted or
+replaced while running stops everything the same way, with an error
+(:mod:`pipeline.store.db_file`).
 """
 
 from __future__ import annotations
@@ -121,6 +123,11 @@ def worker_command(name: str, extra: list[str] | None = None, pool: str = "prefo
     ]
 
 
+def web_command(host: str, port: int) -> list[str]:
+    """``pipeline web`` as a child of ``pipeline run --web`` (same interpreter, same settings)."""
+    return [sys.executable, "-m", "pipeline", "web", "--host", host, "--port", str(port)]
+
+
 def flower_command(port: int, extra: list[str] | None = None) -> list[str]:
     return [
         sys.executable,
@@ -189,6 +196,9 @@ class RunOptions:
     worker_args: list[str] = field(default_factory=list)
     until_idle: bool = False
     idle_seconds: float = 3.0
+    web: bool = False
+    web_host: str = "127.0.0.1"
+    web_port: int = 8765
 
 
 def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) -> int:
@@ -199,6 +209,7 @@ def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) 
     from pipeline.ingest.ingestor import Ingestor, make_watcher
     from pipeline.service.progress import ProgressReporter
     from pipeline.store.db import ensure_schema
+    from pipeline.store.db_file import check_database_file
 
     for folder in options.folders:
         if not folder.is_dir():
@@ -236,6 +247,11 @@ def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) 
                 Child("flower", flower_command(options.flower_port, options.flower_args), env, logs / "flower.log")
             )
             report(f"flower: http://127.0.0.1:{options.flower_port}")
+        if options.web:
+            web_env = {**env, "PIPELINE_FLOWER_URL": f"http://127.0.0.1:{options.flower_port}"}
+            children.append(Child("web", web_command(options.web_host, options.web_port), web_env, logs / "web.log"))
+            shown = f"[{options.web_host}]" if ":" in options.web_host else options.web_host
+            report(f"web: http://{shown}:{options.web_port}")
         for child in children:
             child.start()
         dispatcher = Dispatcher(broker_url, settings)
@@ -246,12 +262,13 @@ def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) 
         ingestor = Ingestor(dispatcher, settings.db_url)
         watcher = make_watcher(options.folders, ingestor, settings)
         watcher.start()
-        sweeper = Sweeper(settings, dispatcher, settings.db_url)
+        sweeper = Sweeper(settings, dispatcher, settings.db_url, deferred=ingestor)
         sweeper.start()
         report("watching " + ", ".join(str(f) for f in options.folders) + " (Ctrl-C to stop)")
         progress = ProgressReporter(settings.db_url, report)
         idle_since: float | None = None
         while not stop.wait(0.5):
+            check_database_file(settings.db_url)  # deleted or replaced: stop with an error line
             for child in children:
                 message = child.check()
                 if message:
@@ -264,6 +281,7 @@ def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) 
                         break
                 else:
                     idle_since = None
+        check_database_file(settings.db_url)
         progress.poll()
         report(progress.summary())
         return 0

@@ -20,16 +20,11 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import Executable
 from sqlmodel import Session
 
+from pipeline.store.db_file import check_database_file, forget_opened, remember_opened, sqlite_file
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _lock = threading.Lock()
 _engines: dict[tuple[str, bool, int], Engine] = {}
-
-
-def _sqlite_file(url: str) -> Path | None:
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and url != "sqlite:///:memory:":
-        return Path(url[len(prefix) :])
-    return None
 
 
 def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -47,7 +42,7 @@ def make_engine(url: str, read_only: bool = False) -> Engine:
     ``read_only=True`` makes the *connection* refuse writes: SQLite opens the file with
     ``mode=ro``; PostgreSQL sessions get ``default_transaction_read_only=on``.
     """
-    sqlite_path = _sqlite_file(url)
+    sqlite_path = sqlite_file(url)
     if sqlite_path is not None:
         if read_only:
             if not sqlite_path.exists():
@@ -64,6 +59,10 @@ def make_engine(url: str, read_only: bool = False) -> Engine:
         sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
         event.listen(engine, "connect", _on_sqlite_connect)
+        # A path this process opened before and that is gone now must not come back as a new
+        # empty database: refuse to connect (DatabaseGoneError) instead.
+        event.listen(engine, "do_connect", lambda *_: check_database_file(url))
+        event.listen(engine, "connect", lambda _conn, _record: remember_opened(sqlite_path))
         return engine
     connect_args: dict[str, Any] = {}
     if read_only and url.startswith("postgresql"):
@@ -87,11 +86,13 @@ def get_engine(url: str | None = None, read_only: bool = False) -> Engine:
 
 
 def dispose_engines() -> None:
-    """Forget every engine (call in a forked child before using the database)."""
+    """Forget every engine and the database files' identities (call in a forked child before
+    using the database; see :mod:`pipeline.store.db_file`)."""
     with _lock:
         for engine in _engines.values():
             engine.dispose(close=False)
         _engines.clear()
+    forget_opened()
 
 
 @contextmanager
@@ -134,7 +135,7 @@ def upgrade(url: str | None = None, revision: str = "head") -> None:
         from pipeline.config import get_settings
 
         url = get_settings().db_url
-    sqlite_path = _sqlite_file(url)
+    sqlite_path = sqlite_file(url)
     if sqlite_path is not None:
         sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(url), revision)

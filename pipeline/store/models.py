@@ -6,7 +6,7 @@ concept tensors); their shapes are in the docstrings and the README.
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, Index, LargeBinary, MetaData, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, MetaData, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 SQLModel.metadata.naming_convention = {
@@ -97,7 +97,10 @@ class Photo(SQLModel, table=True):
     """
 
     __tablename__ = "photos"
-    __table_args__ = (Index("ix_photos_state_queued_at", "state", "queued_at"),)
+    __table_args__ = (
+        Index("ix_photos_state_queued_at", "state", "queued_at"),
+        Index("ix_photos_state_done_at", "state", "done_at"),  # the web app's recent failures
+    )
     id: int | None = Field(default=None, primary_key=True)
     path: str = Field(sa_column=Column(Text, nullable=False, unique=True))
     sha256: str = Field(max_length=64, index=True)
@@ -113,7 +116,8 @@ class Photo(SQLModel, table=True):
     profile: str | None = Field(default=None, max_length=20)
     model_version: str | None = Field(default=None, max_length=200)
     enrolment_version: int | None = None
-    claimed_by: str | None = Field(default=None, max_length=200)
+    claimed_by: str | None = Field(default=None, max_length=200)  # the task (Celery id) holding the claim
+    claimed_owner: str | None = Field(default=None, max_length=200)  # its process: host/pid/start
     claimed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     queued_at: datetime | None = Field(default_factory=utcnow, sa_column=_ts(nullable=True))
     done_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
@@ -130,7 +134,10 @@ class Face(SQLModel, table=True):
     """
 
     __tablename__ = "faces"
-    __table_args__ = (UniqueConstraint("photo_id", "idx"),)
+    __table_args__ = (
+        UniqueConstraint("photo_id", "idx"),
+        Index("ix_faces_person_id_photo_id", "person_id", "photo_id"),  # a person's photos, index-only
+    )
     id: int | None = Field(default=None, primary_key=True)
     photo_id: int = Field(foreign_key="photos.id", index=True)
     idx: int
@@ -161,10 +168,18 @@ class PersonScore(SQLModel, table=True):
 
 
 class Caption(SQLModel, table=True):
-    """One caption per photo and model version (replaced when recomputed)."""
+    """One caption per photo and model version (replaced when recomputed).
+
+    ``sort_key``: set by database triggers (migration 0003), never by the code: the photo's time
+    (``taken_at``, else ``mtime``) and the caption id packed so that larger means newer; the
+    full-text index is ordered by it, which makes newest-first search stop after one page.
+    """
 
     __tablename__ = "captions"
-    __table_args__ = (UniqueConstraint("photo_id", "model_version"),)
+    __table_args__ = (
+        UniqueConstraint("photo_id", "model_version"),
+        Index("ix_captions_sort_key", "sort_key", unique=True),
+    )
     id: int | None = Field(default=None, primary_key=True)
     photo_id: int = Field(foreign_key="photos.id", index=True)
     text: str = Field(sa_column=Column(Text, nullable=False))
@@ -172,6 +187,7 @@ class Caption(SQLModel, table=True):
     model_version: str = Field(max_length=200)
     enrolment_version: int | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    sort_key: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class Answer(SQLModel, table=True):

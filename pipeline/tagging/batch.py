@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
@@ -25,11 +28,14 @@ from pipeline.people.index import load_people_index
 from pipeline.people.registry import enrolment_version
 from pipeline.profiles import Description, PeopleIndex, Profile, Scene, get_profile
 from pipeline.recognition.fusion import fused_scores
+from pipeline.store.claim_owner import Heartbeat, this_process
 from pipeline.store.db import execute_dml
 from pipeline.store.models import Answer, Caption, Face, PersonScore, Photo, utcnow
+from pipeline.store.storage_full import StorageBackoff, is_storage_full
 
 log = logging.getLogger(__name__)
 MAX_REMATCH_ROUNDS = 3
+T = TypeVar("T")
 
 
 @dataclass
@@ -67,8 +73,11 @@ def claim(session: Session, photo_id: int, task_id: str, settings: Settings) -> 
     """Take a photo for this task; returns (photo or None if not ours to do, redelivered?).
 
     Claimable: ``queued``; or ``processing`` by this same task id (the message was redelivered
-    after its worker died) or for longer than ``stale_after``. Commits the attempt count before
-    any model runs, so a photo that kills its worker is failed after ``max_attempts`` tries.
+    after its worker died) or without a heartbeat for ``stale_after``. Records this process as
+    the owner (:mod:`pipeline.store.claim_owner`). Commits the attempt count before any model
+    runs, so a photo that kills its worker is failed after ``max_attempts`` tries. "Redelivered"
+    is also true for a photo claimed before that never finished (its worker died; the sweeper
+    returned it), so it runs alone.
     """
     before = session.get(Photo, photo_id)
     if before is None:
@@ -89,12 +98,19 @@ def claim(session: Session, photo_id: int, task_id: str, settings: Settings) -> 
                 ),
             ),
         )
-        .values(state="processing", attempts=col(Photo.attempts) + 1, claimed_by=task_id, claimed_at=now),
+        .values(
+            state="processing",
+            attempts=col(Photo.attempts) + 1,
+            claimed_by=task_id,
+            claimed_owner=this_process(),
+            claimed_at=now,
+        ),
     )
     session.commit()
     if claimed == 0:
         return None, False
     session.refresh(before)
+    redelivered = redelivered or before.attempts > 1
     if before.attempts > settings.max_attempts:
         _finish_failed(
             session,
@@ -110,7 +126,7 @@ def _finish_failed(session: Session, photo: Photo, task_id: str, reason: str) ->
     session.execute(
         update(Photo)
         .where(col(Photo.id) == photo.id, col(Photo.claimed_by) == task_id)
-        .values(state="failed", error=reason[:2000], done_at=utcnow(), claimed_by=None)
+        .values(state="failed", error=reason[:2000], done_at=utcnow(), claimed_by=None, claimed_owner=None)
     )
     session.commit()
     log.warning("photo %s failed: %s", photo.path, reason)
@@ -214,6 +230,7 @@ def _write(session: Session, item: Item, desc: Description, index: PeopleIndex, 
             enrolment_version=index.version,
             done_at=utcnow(),
             claimed_by=None,
+            claimed_owner=None,
         ),
     )
     if owned == 0:
@@ -299,7 +316,7 @@ def _process_chunk(
             session.execute(
                 update(Photo)
                 .where(col(Photo.id) == photo.id, col(Photo.claimed_by) == task_id)
-                .values(state="missing", error="file no longer exists", claimed_by=None)
+                .values(state="missing", error="file no longer exists", claimed_by=None, claimed_owner=None)
             )
             session.commit()
             outcome.missing.append(photo.id)
@@ -307,6 +324,8 @@ def _process_chunk(
             _finish_failed(session, photo, task_id, exc.reason)
             outcome.failed.append(photo.id)
         except Exception as exc:  # a bug or a model error: fail this photo, keep the worker going
+            if is_storage_full(exc):
+                raise  # not the photo's fault: the caller waits for room and tries again
             log.exception("loading photo %s", photo.path)
             _finish_failed(session, photo, task_id, f"{type(exc).__name__}: {exc}")
             outcome.failed.append(photo.id)
@@ -366,33 +385,78 @@ def process_photos(photo_ids: list[int], task_id: str, settings: Settings, db_ur
     Normally the whole batch is claimed and run through the profile together; when the task was
     redelivered (its previous worker died), photos are claimed and run one at a time so the one
     that killed the worker does not take the others' attempts with it.
+
+    While the storage is full, claims and results wait with exponential backoff and are tried
+    again (the photos stay claimed, their heartbeat goes on). Raises
+    :class:`pipeline.store.db_file.DatabaseGoneError` before claiming anything when the SQLite
+    file was deleted or replaced since this process opened it.
     """
     from pipeline.store.db import session_scope
+    from pipeline.store.db_file import check_database_file
 
     outcome = Outcome()
     profile = get_profile(settings)
-    with session_scope(db_url) as session:
+    url = db_url or settings.db_url
+    with Heartbeat(url, settings.heartbeat_interval), session_scope(url) as session:
         pending = list(dict.fromkeys(photo_ids))
         rounds = 0
         while pending:
+            check_database_file(url)
             claimed, one_by_one = [], False
             for pid in pending:
-                photo, redelivered = claim(session, pid, task_id, settings)
+                photo, redelivered = _until_room(
+                    session, "claiming a photo", partial(claim, session, pid, task_id, settings)
+                )
                 one_by_one |= redelivered
                 if photo is None:
                     outcome.skipped.append(pid)
                     continue
                 if one_by_one:
-                    _process_chunk(session, [photo], settings, profile, task_id, outcome)
+                    _chunk_until_room(session, [photo], settings, profile, task_id, outcome)
                 else:
                     claimed.append(photo)
             for start in range(0, len(claimed), settings.batch_size):
-                _process_chunk(
+                _chunk_until_room(
                     session, claimed[start : start + settings.batch_size], settings, profile, task_id, outcome
                 )
             pending = _stale_results(session, outcome.done, rounds)
             rounds += 1
     return outcome
+
+
+def _until_room(session: Session, what: str, action: Callable[[], T]) -> T:
+    """``action()``, tried again with backoff for as long as it fails because storage is full."""
+    backoff = StorageBackoff(what)
+    while True:
+        try:
+            return action()
+        except Exception as exc:
+            if not is_storage_full(exc):
+                raise
+            session.rollback()
+            backoff.wait(exc)
+
+
+def _chunk_until_room(
+    session: Session, photos: list[Photo], settings: Settings, profile: Profile, task_id: str, outcome: Outcome
+) -> None:
+    """:func:`_process_chunk`, redone with backoff for the photos this task still holds when the
+    storage is full (the rows it wrote before the error stay written)."""
+    backoff = StorageBackoff(f"saving the results of {len(photos)} photo(s)")
+    while photos:
+        try:
+            _process_chunk(session, photos, settings, profile, task_id, outcome)
+            return
+        except Exception as exc:
+            if not is_storage_full(exc):
+                raise
+            session.rollback()
+            backoff.wait(exc)
+            ids = [p.id for p in photos]
+            held = select(Photo).where(
+                col(Photo.id).in_(ids), col(Photo.state) == "processing", col(Photo.claimed_by) == task_id
+            )
+            photos = list(session.exec(held).all())
 
 
 def _stale_results(session: Session, done: list[int], rounds: int) -> list[int]:
@@ -422,5 +486,5 @@ def release_claims(task_id: str, db_url: str | None = None) -> int:
             session,
             update(Photo)
             .where(col(Photo.state) == "processing", col(Photo.claimed_by) == task_id)
-            .values(state="queued", claimed_by=None, queued_at=utcnow()),
+            .values(state="queued", claimed_by=None, claimed_owner=None, queued_at=utcnow()),
         )

@@ -145,8 +145,9 @@ def test_faces_reference_edge_cases(tmp_path: Path, counted_detect: list) -> Non
     root = tmp_path / "rec"
     images.save_png(images.crop_around_face(a, images.ASTRONAUT_FACE, 0.5), root / "astronaut" / "ref_img.png")
     images.save_jpeg(images.flip(a), root / "astronaut" / "query_img1.jpg")
-    # Grace Hopper's reference shows both people: her (larger) face must be the one used.
-    images.save_png(images.side_by_side(g, a), root / "grace_hopper" / "ref_img.png")
+    # Grace Hopper's reference shows both people, the astronaut small: her dominant face is used
+    # (the rule of `pipeline enroll`).
+    images.save_png(images.side_by_side(g, images.rescale(a, 0.4)), root / "grace_hopper" / "ref_img.png")
     images.save_jpeg(images.flip(g), root / "grace_hopper" / "query_img1.jpg")
     # A reference without a face: that identity can never be recognised.
     images.save_png(images.no_face(), root / "nobody" / "ref_img.png")
@@ -155,7 +156,7 @@ def test_faces_reference_edge_cases(tmp_path: Path, counted_detect: list) -> Non
 
     run = score_recognition(faces_settings(tmp_path), root, progress=False)
     assert len(counted_detect) == 6
-    assert any("grace_hopper/ref_img.png: 2 faces" in note and "largest" in note for note in run.notes)
+    assert any("grace_hopper/ref_img.png: 2 faces" in note and "dominant" in note for note in run.notes)
     assert any("dataset problem" in note and "empty" in note for note in run.notes)
     assert any(f.path == "nobody/ref_img.png" and "no face in the reference" in f.reason for f in run.failures)
     score = {(r.identity, r.query): r.score for r in run.records}

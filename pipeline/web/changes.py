@@ -1,0 +1,80 @@
+"""The web app's writes, each one transaction through the same functions as the CLI
+(:mod:`pipeline.people.changes`, :mod:`pipeline.people.enrolment`, :mod:`pipeline.ingest.retry`);
+re-queued photos are sent to the workers afterwards, as the CLI does, so captions are redone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlmodel import Session
+
+from pipeline.config import Settings
+from pipeline.errors import PipelineError
+
+
+class NotFound(PipelineError, LookupError):
+    """A URL's id names no row (deleted, merged, or never existed)."""
+
+    http_status = 404
+
+
+def apply(settings: Settings, change: Callable[[Session], list[int]]) -> list[int]:
+    """Run ``change`` in one committed transaction, then send the photos it re-queued (ids returned)."""
+    from pipeline.ingest.dispatch import send_requeued
+    from pipeline.store.db import session_scope
+
+    with session_scope(settings.db_url) as session:
+        ids = change(session)
+    if ids:
+        send_requeued(settings, ids)
+    return ids
+
+
+def person_name(session: Session, person_id: int) -> str:
+    from pipeline.store.models import Person
+
+    person = session.get(Person, person_id)
+    if person is None:
+        raise NotFound(f"no person with id {person_id} (forgotten or merged?)")
+    return person.name
+
+
+def name_face(session: Session, settings: Settings, face_id: int, name: str) -> list[int]:
+    """ "This face is NAME": a correction for an enrolled name; a new name is first enrolled from
+    this face (``pipeline enroll --face IDX PHOTO``), then the correction is recorded."""
+    from pipeline.people.changes import correct_face
+    from pipeline.people.enrolment import enroll
+    from pipeline.people.registry import clean_name, find_person
+    from pipeline.store.models import Face, Photo
+
+    face = session.get(Face, face_id)
+    if face is None:
+        raise NotFound(f"no face with id {face_id} (the photo was re-tagged?)")
+    name = clean_name(name)
+    requeued: list[int] = []
+    if find_person(session, name) is None:
+        photo = session.get(Photo, face.photo_id)
+        assert photo is not None  # faces.photo_id is a foreign key
+        requeued += enroll(session, settings, name, [Path(photo.path)], face=face.idx).requeued_photo_ids
+    requeued += correct_face(session, face_id, name=name)
+    return sorted(set(requeued))
+
+
+def face_not(session: Session, face_id: int, name: str) -> list[int]:
+    """ "This face is not NAME" (``pipeline correct FACE --not NAME``)."""
+    from pipeline.people.changes import correct_face
+
+    return correct_face(session, face_id, not_name=name)
+
+
+def face_unknown(session: Session, face_id: int) -> list[int]:
+    """ "Unknown": the face is not the person it is named for now (nothing to do when unnamed)."""
+    from pipeline.people.changes import correct_face
+    from pipeline.store.models import Face, Person
+
+    face = session.get(Face, face_id)
+    if face is None:
+        raise NotFound(f"no face with id {face_id} (the photo was re-tagged?)")
+    person = session.get(Person, face.person_id) if face.person_id is not None else None
+    return correct_face(session, face_id, not_name=person.name) if person is not None else []
