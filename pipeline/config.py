@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from pipeline.errors import ConfigError
@@ -41,6 +41,15 @@ def _config_file() -> Path | None:
     data_dir = os.environ.get("PIPELINE_DATA_DIR")
     candidate = (Path(data_dir).expanduser() if data_dir else default_data_dir()) / "config.toml"
     return candidate if candidate.is_file() else None
+
+
+def psycopg_url(url: str) -> str:
+    """``postgres://`` and ``postgresql://`` URLs normalised to SQLAlchemy's psycopg 3 driver; others unchanged."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
 
 
 class _TomlSource(PydanticBaseSettingsSource):
@@ -73,6 +82,16 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir, description="Database, references, broker state")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file in data_dir")
     broker_url: str | None = Field(None, description="Redis URL; default: the pipeline's own embedded Redis")
+    sql_database_url: str | None = Field(
+        None,
+        description="PostgreSQL: URL of the read-only role `pipeline sql` and the web app read as; "
+        "default: the one `pipeline db readonly-role` stored in data_dir",
+    )
+    flower_auth: SecretStr | None = Field(
+        None, description="Flower's basic auth, user:password; default: generated once, in data_dir/flower.auth"
+    )
+    flower_address: str = Field("127.0.0.1", description="Address Flower listens on (0.0.0.0: every interface)")
+    sql_timeout: float = Field(60.0, ge=0, description="Time limit of one `pipeline sql` statement, seconds (0 = none)")
 
     # Watching
     watch: list[Path] = Field(default_factory=list, description="Folders to watch")
@@ -93,7 +112,15 @@ class Settings(BaseSettings):
 
     # Work
     profile: ProfileName = Field("faces", description="Model profile: faces, plvm or tiny")
-    match_threshold: float = Field(0.363, description="Cosine threshold for a face to be named")
+    match_threshold: float = Field(
+        0.363, description="Cosine a face needs with one person enrolled (SFace's 1:1 threshold)"
+    )
+    gallery_slope: float = Field(
+        0.025, ge=0, description="Threshold rise per ln(people enrolled): open-set naming (recognition/open_set.py)"
+    )
+    match_margin: float = Field(0.1, ge=0, description="Best person's cosine must beat the second best by this")
+    min_face_px: float = Field(20.0, ge=0, description="Faces narrower than this (pixels) are stored but not named")
+    min_face_score: float = Field(0.7, ge=0, le=1, description="Faces detected less surely are stored but not named")
     recognition_threshold: float = Field(0.5, description="PLVM P(yes) threshold when fusing")
     fusion: Literal["faces", "both", "either"] = Field(
         "either", description="How face cosine and PLVM score combine to name a face (pipeline/recognition/fusion.py)"
@@ -110,13 +137,21 @@ class Settings(BaseSettings):
     # PLVM weights (ids on the hub or local folders)
     dinov2_model: str = Field("facebook/dinov2-base")
     reference_backend: Literal["transformers", "timm"] = Field("transformers")
+    dinov2_geometry: Literal["release", "size"] = Field(
+        "release",
+        description="DINOv2 position-embedding resampling: release (transformers 4.37's scale factor, what the "
+        "released Aligner saw) or size (transformers >= 4.45); part of the model version",
+    )
     llava_model: str = Field("llava-hf/llava-1.5-7b-hf")
     aligner_checkpoint: Path | None = Field(None, description="Default: <data_dir>/models/aligner.ckpt")
     tiny_bundle: Path | None = Field(None, description="Folder written by `pipeline models tiny`")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field("auto")
     load_in_8bit: bool = Field(False, description="8-bit LLaVA (needs bitsandbytes and CUDA)")
-    max_new_tokens: int = Field(40, ge=1)
+    max_new_tokens: int = Field(40, ge=1, description="Longest caption/answer, tokens (the release allows 512)")
+    temperature: float = Field(
+        0.0, ge=0, description="0: greedy decoding (reproducible rows); > 0 samples (the release samples at 0.2)"
+    )
     plvm_max_batch: int = Field(16, ge=1, description="Prompt rows per LLaVA forward/generate batch")
     reuse_prefix: bool = Field(True, description="Generate caption and answers from one shared prompt-prefix KV cache")
 
@@ -157,12 +192,7 @@ class Settings(BaseSettings):
     def db_url(self) -> str:
         """The effective database URL (PostgreSQL URLs are normalised to psycopg 3)."""
         if self.database_url:
-            url = self.database_url
-            if url.startswith("postgres://"):
-                url = "postgresql://" + url[len("postgres://") :]
-            if url.startswith("postgresql://"):
-                url = "postgresql+psycopg://" + url[len("postgresql://") :]
-            return url
+            return psycopg_url(self.database_url)
         return f"sqlite:///{self.data_dir / 'pipeline.db'}"
 
     @property

@@ -106,15 +106,21 @@ def worker(ctx: typer.Context) -> None:
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def flower(ctx: typer.Context, port: Annotated[int, typer.Option("--port")] = 5555) -> None:
-    """Start Flower against the configured (or running embedded) broker; extra flags pass through."""
+    """Start Flower against the configured (or running embedded) broker; extra flags pass through.
+
+    It asks for a user and password (generated once and printed; PIPELINE_FLOWER_AUTH to choose)
+    and listens on 127.0.0.1 unless PIPELINE_FLOWER_ADDRESS says otherwise.
+    """
     from pipeline.broker.client import resolve_broker_url
     from pipeline.service.ports import ensure_port_free
-    from pipeline.service.runner import flower_command
+    from pipeline.service.runner import flower_command, flower_env
 
-    ensure_port_free(port, option="--port")
-    broker = resolve_broker_url(settings())
+    s = settings()
+    ensure_port_free(port, s.flower_address, option="--port")
+    broker = resolve_broker_url(s)
     if broker is None:
         raise UserError("no broker: set PIPELINE_BROKER_URL, or start `pipeline run`")
-    os.environ["PIPELINE_BROKER_URL"] = broker
-    command = flower_command(port, list(ctx.args))
-    os.execv(command[0], command)
+    env, login = flower_env(s, {**os.environ, "PIPELINE_BROKER_URL": broker})
+    out.print(f"flower: http://{s.flower_address}:{port} ({login})")
+    command = flower_command(port, list(ctx.args), s.flower_address)
+    os.execve(command[0], command, env)

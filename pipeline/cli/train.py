@@ -35,7 +35,9 @@ def train(
     yes_no_weight: Annotated[
         float, typer.Option("--yes-no-weight", help="Loss weight of the Yes/No answer tokens")
     ] = 3.0,
-    other_weight: Annotated[float, typer.Option("--other-weight", help="Loss weight of the other answer tokens")] = 1.0,
+    other_weight: Annotated[
+        float, typer.Option("--other-weight", help="Loss weight of the other answer tokens (the release's 0.1)")
+    ] = 0.1,
     paraphrase_fraction: Annotated[
         float,
         typer.Option(

@@ -75,7 +75,7 @@ class Ingestor:
                 first = not self._deferred
                 self._deferred[norm_path(path)] = None
             if first:
-                log.warning("storage full: new photos wait and are registered once there is room again (%s)", exc)
+                log.warning("storage full: new photos wait and are registered once there is room again")
             return None
         return photo_id
 

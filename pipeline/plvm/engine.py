@@ -32,6 +32,7 @@ from pipeline.plvm.prompts import CAPTION_QUESTION, RECOGNITION_QUESTION
 
 if TYPE_CHECKING:
     from pipeline.plvm.aligner import Aligner
+    from pipeline.plvm.geometry import Geometry
     from pipeline.plvm.lvlm import Lvlm
     from pipeline.plvm.reference import Backend, ReferenceEncoder
 
@@ -56,6 +57,7 @@ class PlvmSources:
     llava: str
     aligner: Path
     reference_backend: Backend = "transformers"
+    geometry: Geometry = "release"  # DINOv2 position-embedding resampling (pipeline.plvm.geometry)
     random_weights: bool = False
     label: str = "plvm"  # model_version prefix ("plvm" or "tiny-random")
 
@@ -72,8 +74,11 @@ class PlvmEngine:
         max_new_tokens: int = 40,
         max_batch: int = 16,
         reuse_prefix: bool = True,
+        temperature: float = 0.0,
     ) -> None:
-        """reuse_prefix: in :meth:`describe`, prefill each photo's shared prompt prefix
+        """max_new_tokens, temperature: generation (temperature 0 = greedy).
+
+        reuse_prefix: in :meth:`describe`, prefill each photo's shared prompt prefix
         ([BOS][system][concepts][USER: image]) once and generate the caption and every answer from
         that KV cache (same greedy output; see :mod:`pipeline.plvm.lvlm`). May be changed at any time."""
         self.sources = sources
@@ -84,6 +89,7 @@ class PlvmEngine:
         self.max_new_tokens = max_new_tokens
         self.max_batch = max_batch
         self.reuse_prefix = reuse_prefix
+        self.temperature = temperature
         self._reference_lock = threading.Lock()
         self._lvlm_lock = threading.Lock()
         self._encoder: ReferenceEncoder | None = None
@@ -95,10 +101,14 @@ class PlvmEngine:
         """Profile "plvm": settings' ids/paths; "tiny": the bundle at ``settings.tiny_bundle``."""
         if settings.profile == "plvm":
             sources = PlvmSources(
-                settings.dinov2_model, settings.llava_model, Path(settings.aligner_path), settings.reference_backend
+                settings.dinov2_model,
+                settings.llava_model,
+                Path(settings.aligner_path),
+                settings.reference_backend,
+                settings.dinov2_geometry,
             )
         elif settings.profile == "tiny":
-            sources = tiny_sources(settings.tiny_bundle, settings.reference_backend)
+            sources = tiny_sources(settings.tiny_bundle, settings.reference_backend, settings.dinov2_geometry)
         else:
             raise PlvmError(f"profile '{settings.profile}' does not use PLVM (expected 'plvm' or 'tiny')")
         return cls(
@@ -109,17 +119,20 @@ class PlvmEngine:
             settings.max_new_tokens,
             max_batch=settings.plvm_max_batch,
             reuse_prefix=settings.reuse_prefix,
+            temperature=settings.temperature,
         )
 
     # Identity ---------------------------------------------------------------------------------
     @cached_property
     def model_version(self) -> str:
-        """e.g. "plvm:dinov2-base+llava-1.5-7b-hf+aligner-1a2b3c4d" (first 8 hex of the checkpoint's sha256)."""
+        """e.g. "plvm:dinov2-base+llava-1.5-7b-hf+aligner-1a2b3c4d+pos-release": first 8 hex of the
+        checkpoint's sha256, then the DINOv2 geometry the concepts were encoded with."""
         if not self.sources.aligner.is_file():
             raise missing_aligner_error(self.sources.aligner)
         short = lambda ref: Path(ref.rstrip("/")).name  # noqa: E731  (a one-line helper used twice below)
         digest = file_sha256(self.sources.aligner)[:8]
-        return f"{self.sources.label}:{short(self.sources.dinov2)}+{short(self.sources.llava)}+aligner-{digest}"
+        parts = f"{short(self.sources.dinov2)}+{short(self.sources.llava)}+aligner-{digest}+pos-{self.sources.geometry}"
+        return f"{self.sources.label}:{parts}"
 
     def check_files(self) -> list[tuple[str, str, bool]]:
         """(what, path or hub id, present locally) for each part; loads nothing, no network."""
@@ -155,7 +168,9 @@ class PlvmEngine:
             from pipeline.plvm.reference import load_reference_encoder
 
             folder = resolve_model_dir(self.sources.dinov2, "DINOv2 reference encoder", "PIPELINE_DINOV2_MODEL")
-            self._encoder = load_reference_encoder(folder, self.sources.reference_backend, self.device, self.dtype)
+            self._encoder = load_reference_encoder(
+                folder, self.sources.reference_backend, self.device, self.dtype, self.sources.geometry
+            )
         return self._encoder
 
     def load_reference_encoder(self) -> ReferenceEncoder:
@@ -236,7 +251,9 @@ class PlvmEngine:
             LvlmRequest(image, q, people) for image, people in zip(images, present, strict=True) for q in prompts
         ]
         with self._lvlm_lock:
-            texts = self._lvlm_model().generate(requests, self.max_new_tokens, reuse_prefix=self.reuse_prefix)
+            texts = self._lvlm_model().generate(
+                requests, self.max_new_tokens, reuse_prefix=self.reuse_prefix, temperature=self.temperature
+            )
         out = []
         for i in range(len(images)):
             row = texts[i * len(prompts) : (i + 1) * len(prompts)]
@@ -248,7 +265,8 @@ class PlvmEngine:
         from pipeline.plvm.lvlm import LvlmRequest
 
         with self._lvlm_lock:
-            return self._lvlm_model().generate([LvlmRequest(image, question, people)], self.max_new_tokens)[0]
+            request = LvlmRequest(image, question, people)
+            return self._lvlm_model().generate([request], self.max_new_tokens, temperature=self.temperature)[0]
 
     def option_loglik(
         self, image: Image.Image | None, question: str, options: list[str], people: list[Person]
@@ -265,7 +283,9 @@ def _check_widths(encoder: ReferenceEncoder, aligner: Aligner) -> None:
         raise PlvmError(f"reference encoder width {encoder.width} != Aligner input width {aligner.config.width}")
 
 
-def tiny_sources(bundle: Path | None, reference_backend: Backend = "transformers") -> PlvmSources:
+def tiny_sources(
+    bundle: Path | None, reference_backend: Backend = "transformers", geometry: Geometry = "release"
+) -> PlvmSources:
     """Sources of a folder written by :func:`pipeline.plvm.tiny.write_tiny_bundle`."""
     if bundle is None:
         raise MissingWeightsError(
@@ -281,6 +301,7 @@ def tiny_sources(bundle: Path | None, reference_backend: Backend = "transformers
         llava=str(root / manifest["llava"]),
         aligner=root / manifest["aligner"],
         reference_backend=reference_backend,
+        geometry=geometry,
         random_weights=bool(manifest.get("random", True)),
         label="tiny-random",
     )

@@ -37,7 +37,14 @@ from pipeline.plvm.batching import chunks, image_feature_inputs, left_pad
 from pipeline.plvm.concepts import ConceptBank
 from pipeline.plvm.embeddings import ConceptEmbedding, Person
 from pipeline.plvm.errors import PlvmError
-from pipeline.plvm.prompts import Segment, answer_segments, concept_token, prompt_segments, tokens_to_names
+from pipeline.plvm.prompts import (
+    Segment,
+    answer_segments,
+    concept_token,
+    prompt_segments,
+    release_text,
+    tokens_to_names,
+)
 from pipeline.plvm.transforms import expand_to_square
 
 if TYPE_CHECKING:
@@ -153,15 +160,18 @@ class Lvlm:
         return ids[n:] if ids[:n] == self._sentinel else self.tokenizer(text, add_special_tokens=False).input_ids
 
     def encode_segments(self, segments: Sequence[Segment]) -> tuple[list[int], int]:
-        """Segments -> (ids, prefix_len). Concept names must be registered (``bank.write``) first."""
+        """Segments -> (ids, prefix_len), laid out as the release does (:func:`release_text`).
+        Concept names must be registered (``bank.write``) first. ``segments`` may also be an answer
+        continuation alone (:func:`answer_segments`): its first text is then a continuation too."""
         ids: list[int] = []
-        prefix_len, first_text = 0, True
-        for seg in segments:
+        prefix_len = 0
+        for i, seg in enumerate(segments):
             if seg.kind == "bos":
                 ids.append(self.tokenizer.bos_token_id)
             elif seg.kind == "text":
-                ids += self._text_ids(seg.text, first=first_text)
-                first_text = False
+                previous = segments[i - 1].kind if i else None
+                following = segments[i + 1].kind if i + 1 < len(segments) else None
+                ids += self._text_ids(release_text(seg.text, previous, following), first=previous == "bos")
             elif seg.kind == "concept":
                 ids.append(self.bank.ids(seg.name).concept)
             elif seg.kind == "soft":
@@ -291,14 +301,19 @@ class Lvlm:
     # Generation -------------------------------------------------------------------------------
     @torch.inference_mode()
     def generate(
-        self, requests: Sequence[LvlmRequest], max_new_tokens: int = 40, reuse_prefix: bool = True
+        self,
+        requests: Sequence[LvlmRequest],
+        max_new_tokens: int = 40,
+        reuse_prefix: bool = True,
+        temperature: float = 0.0,
     ) -> list[str]:
-        """Greedy answers, concept tokens decoded to names; soft/other people's tokens never generated.
+        """Answers, concept tokens decoded to names; soft/other people's tokens never generated.
 
-        reuse_prefix: share one prefilled KV cache per (photo, people) prefix.
+        reuse_prefix: share one prefilled KV cache per (photo, people) prefix. temperature: 0 decodes
+        greedily (the default: the same rows every run); > 0 samples (the release uses 0.2).
         """
         encoded = self.prepare(requests)
-        out = self.generate_tokens(requests, max_new_tokens, reuse_prefix, encoded=encoded)
+        out = self.generate_tokens(requests, max_new_tokens, reuse_prefix, encoded=encoded, temperature=temperature)
         return [self.decode(g.ids, e.names) for g, e in zip(out, encoded, strict=True)]
 
     @torch.inference_mode()
@@ -309,15 +324,21 @@ class Lvlm:
         reuse_prefix: bool = True,
         first_logits: bool = False,
         encoded: Sequence[EncodedPrompt] | None = None,
+        temperature: float = 0.0,
     ) -> list[Generated]:
-        """Greedy new token ids per request (in order), and with ``first_logits`` the first step's
-        logits (float32 (V,), concept mask applied). ``encoded``: from :meth:`prepare` on these requests."""
+        """New token ids per request (in order; greedy, or sampled when ``temperature`` > 0), and
+        with ``first_logits`` the first step's logits (float32 (V,), concept mask applied).
+        ``encoded``: from :meth:`prepare` on these requests."""
         from transformers import GenerationConfig
 
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
         encoded = self.prepare(requests) if encoded is None else encoded
+        sampling = {"temperature": temperature, "top_p": 1.0, "top_k": 0} if temperature else {}
         config = GenerationConfig(
             max_new_tokens=max_new_tokens,
-            do_sample=False,
+            do_sample=temperature > 0,
+            **sampling,
             num_beams=1,
             pad_token_id=self.pad_id,
             eos_token_id=self.tokenizer.eos_token_id,

@@ -5,16 +5,22 @@ token layout is exact and independent of how a tokenizer splits text around adde
 
     [BOS] SYSTEM ( <Name> " is" <Name soft x16> "." )*  " USER:" [image x N] "\\n" question " ASSISTANT:"
 
+Each text segment is tokenized on its own, after :func:`release_text` has applied the release's
+spacing (see there), so the ids equal those of the released code: with LLaVA-1.5's LLaMA tokenizer
+``... ▁US ER : ▁ [IMG] ▁ <0x0A> Is [C] ▁in ▁this ▁photo ? ▁A SS IST ANT :``.
+
 Token naming (added to the tokenizer as special tokens): the concept token of a person is
 ``<Name>`` (whitespace -> "_", angle brackets dropped, e.g. ``<Mary_Ann>``), and each person has
 its OWN soft tokens ``<Name_soft_0>`` ... ``<Name_soft_15>`` (not shared placeholders), so several
 people in one prompt each get their own rows. A space right before a concept token is absorbed
-by it (no stray space token), as for the image block.
+by it (no stray space token); text right after it starts with one space token (see
+:func:`release_text`).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -69,6 +75,8 @@ def render_question(question: str, names: Sequence[str]) -> str:
     text are left alone. Longer names win ("Mary Ann" before "Mary").
     """
     _check_unique(names)
+    question = unicodedata.normalize("NFC", question)  # a name typed decomposed still matches
+    names = [unicodedata.normalize("NFC", n) for n in names]
     if PLACEHOLDER in question:
         if len(names) != 1:
             raise ValueError(f"question {question!r} uses {PLACEHOLDER} but {len(names)} people were given (need 1)")
@@ -102,6 +110,29 @@ def split_concepts(text: str, names: Sequence[str]) -> list[Segment]:
         elif piece:
             segments.append(Segment("text", piece))
     return segments
+
+
+def release_text(text: str, previous: SegmentKind | None, following: SegmentKind | None) -> str:
+    """The string a text segment is tokenized as (as a continuation, without the tokenizer's dummy
+    prefix, except right after BOS), given the kinds of its neighbouring segments.
+
+    The release builds prompts as one string, splits it at ``<image>`` and tokenizes each chunk with
+    SentencePiece's dummy prefix (LLaVA's ``tokenizer_image_token``), and its tokenizer splits text
+    at added tokens and strips the spaces around them. In pieces that gives:
+
+    - before the image block, one trailing space: ``" USER:"`` -> ``▁US ER : ▁`` (the lone ``▁``, 29871);
+    - after the image block, one leading space: ``"\\nIs"`` -> ``▁ <0x0A> Is``;
+    - after a concept token, exactly one leading space: ``"?"`` -> ``▁?``, ``"'s"`` -> ``▁' s``,
+      ``" in"`` -> ``▁in`` (a space before a concept token is dropped by :func:`split_concepts`);
+    - after soft tokens and elsewhere, the text as it is (``"."`` -> ``.``).
+    """
+    if previous == "concept":
+        text = " " + text.lstrip(" ")
+    elif previous == "image":
+        text = " " + text
+    if following == "image":
+        text += " "
+    return text
 
 
 def merge_text(segments: Iterable[Segment]) -> list[Segment]:

@@ -1,5 +1,8 @@
 """Reference encoder: DINOv2 image -> z_ref (B, 1 + N_patches, width), CLS first, after the final norm.
 
+Position embeddings are resampled to the crop's patch grid in the chosen geometry
+(:mod:`pipeline.plvm.geometry`: "release", the default, or "size").
+
 Two backends share one :class:`ReferenceTransform` (read from the model folder's
 preprocessor_config.json; 256 -> 224 crop for dinov2-base, giving 257 x 768):
 
@@ -18,6 +21,7 @@ from typing import Literal, Protocol, cast
 import torch
 from PIL import Image
 
+from pipeline.plvm.geometry import Geometry, use_geometry
 from pipeline.plvm.transforms import ReferenceTransform
 
 Backend = Literal["transformers", "timm"]
@@ -33,11 +37,20 @@ class _TimmBackbone(Protocol):
 class ReferenceEncoder:
     """A frozen image backbone plus its transform. ``encode`` is the only method callers need."""
 
-    def __init__(self, model: torch.nn.Module, transform: ReferenceTransform, width: int, backend: Backend) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        transform: ReferenceTransform,
+        width: int,
+        backend: Backend,
+        geometry: Geometry = "release",
+    ) -> None:
+        """geometry: how ``model`` resamples its position embeddings (already applied to ``model``)."""
         self.model = model.eval().requires_grad_(False)
         self.transform = transform
         self.width = width
         self.backend = backend
+        self.geometry = geometry
 
     @property
     def device(self) -> torch.device:
@@ -66,28 +79,34 @@ def load_reference_encoder(
     backend: Backend = "transformers",
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
+    geometry: Geometry = "release",
 ) -> ReferenceEncoder:
     """Load from a local folder (save_pretrained layout) or, for "timm", optionally a weight file.
+    ``geometry``: how position embeddings are resampled to the crop's patch grid.
 
     Always local (``local_files_only=True``); resolve hub ids first with ``hub.resolve_model_dir``.
     Side effects: reads weights, moves the model to ``device``.
     """
     source = Path(source)
     if backend == "transformers":
-        return _load_transformers(source, device, dtype)
+        return _load_transformers(source, device, dtype, geometry)
     if backend == "timm":
-        return _load_timm(source, device, dtype)
+        return _load_timm(source, device, dtype, geometry)
     raise ValueError(f"reference_backend '{backend}' is not one of transformers, timm")
 
 
-def _load_transformers(folder: Path, device: torch.device | str, dtype: torch.dtype) -> ReferenceEncoder:
+def _load_transformers(
+    folder: Path, device: torch.device | str, dtype: torch.dtype, geometry: Geometry
+) -> ReferenceEncoder:
     from transformers import AutoModel
 
     model = AutoModel.from_pretrained(folder, local_files_only=True, dtype=dtype).to(device)
-    return ReferenceEncoder(model, ReferenceTransform.from_model_dir(folder), model.config.hidden_size, "transformers")
+    use_geometry(model, geometry)
+    transform = ReferenceTransform.from_model_dir(folder)
+    return ReferenceEncoder(model, transform, model.config.hidden_size, "transformers", geometry)
 
 
-def _load_timm(source: Path, device: torch.device | str, dtype: torch.dtype) -> ReferenceEncoder:
+def _load_timm(source: Path, device: torch.device | str, dtype: torch.dtype, geometry: Geometry) -> ReferenceEncoder:
     """timm backbone at the transform's crop size; weights converted from a transformers folder."""
     try:
         import timm
@@ -117,19 +136,19 @@ def _load_timm(source: Path, device: torch.device | str, dtype: torch.dtype) -> 
             init_values=cfg.layerscale_value,
             qkv_bias=cfg.qkv_bias,
         )
-        state = dinov2_hf_to_timm(hf.state_dict(), grid=transform.crop_size // patch)
+        state = dinov2_hf_to_timm(hf.state_dict(), grid=transform.crop_size // patch, geometry=geometry)
         del hf
     else:
-        from pipeline.plvm.timm_convert import resample_position_embeddings
+        from pipeline.plvm.geometry import resample_position_embeddings
 
         state = _read_timm_file(source)
         grid = transform.crop_size // 14
-        state["pos_embed"] = resample_position_embeddings(state["pos_embed"], grid)  # (1, 1+grid^2, D)
+        state["pos_embed"] = resample_position_embeddings(state["pos_embed"], grid, grid, geometry)  # (1, 1+grid^2, D)
         arch_kwargs = {}
     model = timm.create_model(TIMM_ARCH, pretrained=False, img_size=transform.crop_size, num_classes=0, **arch_kwargs)
     model.load_state_dict(state, strict=True)
     model = model.to(device=device, dtype=dtype)
-    return ReferenceEncoder(model, transform, model.embed_dim, "timm")
+    return ReferenceEncoder(model, transform, model.embed_dim, "timm", geometry)
 
 
 def _read_timm_file(path: Path) -> dict[str, torch.Tensor]:

@@ -1,9 +1,10 @@
 """Convert a transformers ``Dinov2Model`` state dict to timm ``VisionTransformer`` key names.
 
 The position embedding is resampled here to the timm model's fixed grid exactly the way
-transformers resamples it at run time (bicubic, align_corners=False, no antialias, float32), so
-the two backends give the same z_ref. (timm's own ``resample_abs_pos_embed`` antialiases, which
-would differ when shrinking DINOv2's 37x37 grid to 16x16.)
+transformers resamples it at run time, in the chosen geometry (:mod:`pipeline.plvm.geometry`: the
+release's scale-factor formula or the exact size), so the two backends give the same z_ref.
+(timm's own ``resample_abs_pos_embed`` antialiases, which would differ when shrinking DINOv2's
+37x37 grid to 16x16.)
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import re
 from collections.abc import Mapping
 
 import torch
-import torch.nn.functional as F
+
+from pipeline.plvm.geometry import Geometry, resample_position_embeddings
 
 # transformers v5 names first, then v4 names (hub checkpoints) -> timm names
 _LAYER_RENAMES: tuple[tuple[str, str], ...] = (
@@ -31,24 +33,11 @@ _QKV_NAMES: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def resample_position_embeddings(pos: torch.Tensor, grid: int) -> torch.Tensor:
-    """pos: (1, 1 + g*g, D) with the CLS position first. Returns (1, 1 + grid*grid, D), HF-style."""
-    n_patches = pos.shape[1] - 1
-    g = int(round(n_patches**0.5))
-    if g * g != n_patches:
-        raise ValueError(f"position embeddings for {n_patches} patches are not a square grid")
-    if g == grid:
-        return pos
-    cls_pos, patch_pos = pos[:, :1], pos[:, 1:]
-    dim = pos.shape[-1]
-    patch_pos = patch_pos.reshape(1, g, g, dim).permute(0, 3, 1, 2)  # (1, D, g, g)
-    patch_pos = F.interpolate(patch_pos.float(), size=(grid, grid), mode="bicubic", align_corners=False)
-    patch_pos = patch_pos.to(pos.dtype).permute(0, 2, 3, 1).reshape(1, grid * grid, dim)  # (1, grid*grid, D)
-    return torch.cat((cls_pos, patch_pos), dim=1)
-
-
-def dinov2_hf_to_timm(state_dict: Mapping[str, torch.Tensor], grid: int) -> dict[str, torch.Tensor]:
-    """Rename/fuse a Dinov2Model state dict for timm's ``vit_*_patch14_dinov2`` at ``grid`` x ``grid`` patches.
+def dinov2_hf_to_timm(
+    state_dict: Mapping[str, torch.Tensor], grid: int, geometry: Geometry = "release"
+) -> dict[str, torch.Tensor]:
+    """Rename/fuse a Dinov2Model state dict for timm's ``vit_*_patch14_dinov2`` at ``grid`` x ``grid`` patches,
+    position embeddings resampled in ``geometry``.
 
     Fuses q/k/v into ``attn.qkv`` (rows q, k, v), drops ``mask_token``. SwiGLU (giant) is not supported.
     """
@@ -57,7 +46,7 @@ def dinov2_hf_to_timm(state_dict: Mapping[str, torch.Tensor], grid: int) -> dict
         raise NotImplementedError("SwiGLU DINOv2 (giant) has no timm conversion here")
     out: dict[str, torch.Tensor] = {
         "cls_token": src["embeddings.cls_token"],
-        "pos_embed": resample_position_embeddings(src["embeddings.position_embeddings"], grid),
+        "pos_embed": resample_position_embeddings(src["embeddings.position_embeddings"], grid, grid, geometry),
         "patch_embed.proj.weight": src["embeddings.patch_embeddings.projection.weight"],
         "patch_embed.proj.bias": src["embeddings.patch_embeddings.projection.bias"],
         "norm.weight": src["layernorm.weight"],

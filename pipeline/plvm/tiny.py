@@ -112,11 +112,12 @@ def _write_dinov2(folder: Path, seed: int) -> None:
     (folder / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2) + "\n")
 
 
-def _write_llava(folder: Path, seed: int, vision: dict | None = None, text: dict | None = None) -> None:
+def tiny_llava(tokenizer, seed: int = 0, vision: dict | None = None, text: dict | None = None):
+    """(random LlavaForConditionalGeneration, LlavaProcessor) of the tiny sizes around ``tokenizer``
+    (a transformers tokenizer with ``<image>``; the vocabulary is sized to it). Deterministic per seed."""
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
-    tokenizer = train_tokenizer()
     text_config = LlamaConfig(
         vocab_size=len(tokenizer),
         tie_word_embeddings=False,
@@ -136,7 +137,7 @@ def _write_llava(folder: Path, seed: int, vision: dict | None = None, text: dict
         tie_word_embeddings=False,
     )
     torch.manual_seed(seed + 1)
-    LlavaForConditionalGeneration(config).save_pretrained(folder)
+    model = LlavaForConditionalGeneration(config)
     side = vision["image_size"]
     image_processor = CLIPImageProcessorPil(size={"shortest_edge": side}, crop_size={"height": side, "width": side})
     processor = LlavaProcessor(
@@ -146,6 +147,12 @@ def _write_llava(folder: Path, seed: int, vision: dict | None = None, text: dict
         vision_feature_select_strategy="default",
         num_additional_image_tokens=1,
     )
+    return model, processor
+
+
+def _write_llava(folder: Path, seed: int, vision: dict | None = None, text: dict | None = None) -> None:
+    model, processor = tiny_llava(train_tokenizer(), seed, vision, text)
+    model.save_pretrained(folder)
     processor.save_pretrained(folder)
 
 

@@ -15,7 +15,8 @@ class PortInUse(PipelineError):
 def ensure_port_free(port: int, host: str = "127.0.0.1", what: str = "Flower", option: str = "--flower-port") -> None:
     """Raise :class:`PortInUse` if ``host:port`` cannot be bound now (the probe socket is closed
     again at once; like the servers we start, it sets SO_REUSEADDR, so TIME_WAIT is no conflict)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))

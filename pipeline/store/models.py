@@ -31,7 +31,7 @@ def _ts(nullable: bool = False) -> Column:
 
 
 class Person(SQLModel, table=True):
-    """An enrolled person. ``name_key`` is the lower-cased name: names are unique ignoring case."""
+    """An enrolled person. ``name_key`` is the NFC, case-folded name: unique ignoring case and Unicode form."""
 
     __tablename__ = "people"
     id: int | None = Field(default=None, primary_key=True)

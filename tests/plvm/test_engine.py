@@ -84,7 +84,7 @@ def test_concept_bytes_round_trip():
 
 def test_model_version_and_check_files(engine, tiny_bundle):
     digest = file_sha256(tiny_bundle / "aligner.ckpt")[:8]
-    assert engine.model_version == f"tiny-random:dinov2+llava+aligner-{digest}"
+    assert engine.model_version == f"tiny-random:dinov2+llava+aligner-{digest}+pos-release"
     assert engine.random_weights is True
     assert [(w, ok) for w, _, ok in engine.check_files()] == [
         ("reference encoder", True),

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from pipeline.plvm.lvlm import LvlmRequest
-from pipeline.plvm.prompts import SYSTEM_PROMPT, concept_token, render_question, soft_tokens, tokens_to_names
+from pipeline.plvm.prompts import (
+    SYSTEM_PROMPT,
+    answer_segments,
+    concept_token,
+    release_text,
+    render_question,
+    soft_tokens,
+    tokens_to_names,
+)
 
 
 def test_render_question_names_and_placeholder():
@@ -28,61 +36,91 @@ def test_token_names_and_decoding_to_names():
     )
 
 
-def _layout(lvlm, people, question, image):
-    encoded = lvlm.prepare([LvlmRequest(image, question, people)])[0]
-    return encoded, lvlm.tokenizer.convert_ids_to_tokens(encoded.ids)
-
-
-def _expected_prefix(lvlm, names):
-    tok = lvlm.tokenizer
-    expected = ["<s>", *tok.tokenize(SYSTEM_PROMPT)]
-    for name in names:
-        expected += [f"<{name}>", "▁is", *[f"<{name}_soft_{i}>" for i in range(16)], "."]
-    return expected
+def _pieces(lvlm, encoded, names):
+    """Token pieces with the image block as [IMG], concept tokens as [Name], soft tokens as [Name~k]."""
+    tokens = lvlm.tokenizer.convert_ids_to_tokens(encoded.ids)
+    out: list[str] = []
+    for t in tokens:
+        if t == "<image>":
+            if out[-1:] != ["[IMG]"]:
+                out.append("[IMG]")
+        elif "_soft_" in t:
+            out.append(f"[{t[1:].split('_soft_')[0]}~{t.rsplit('_', 1)[1][:-1]}]")
+        elif t[1:-1] in names:
+            out.append(f"[{t[1:-1]}]")
+        else:
+            out.append(t)
+    return out
 
 
 @pytest.mark.parametrize(
-    "names, question, question_tokens",
+    "names, question, tail",
     [
-        (["Susan"], "Is <sks> in this photo?", ["\nIs", "<Susan>", "▁in▁this▁photo?▁ASSISTANT:"]),
+        # the release's layout: a lone "▁" on both sides of the image, "▁" + text after a concept token
+        (["Susan"], "Is <sks> in this photo?", ["Is", "[Susan]", "▁in", "▁this", "▁photo?", "▁ASSISTANT:"]),
+        (["Susan"], "Where is <sks>?", ["W", "he", "re", "▁is", "[Susan]", "▁?", "▁ASSISTANT:"]),
+        (["Susan"], "Is <sks>'s dog here?", ["Is", "[Susan]", "▁", "'s", "▁dog", "▁he", "re", "?", "▁ASSISTANT:"]),
         (
             ["Susan", "Mike", "Anna"],
             "Is Susan with mike and Anna?",
-            ["\nIs", "<Susan>", "▁with", "<Mike>", "▁and", "<Anna>", "?▁ASSISTANT:"],
+            ["Is", "[Susan]", "▁with", "[Mike]", "▁and", "[Anna]", "▁?", "▁ASSISTANT:"],
         ),
     ],
 )
-def test_token_layout_matches_spec(engine, people, photos, names, question, question_tokens):
+def test_token_layout_matches_the_release(engine, people, photos, names, question, tail):
+    """Every piece spelled out (tiny tokenizer: SentencePiece-style "▁" pieces, its own merges)."""
     lvlm = engine.load_lvlm()
     chosen = [p for n in names for p in people if p.name == n]
-    encoded, tokens = _layout(lvlm, chosen, question, photos[0])
+    encoded = lvlm.prepare([LvlmRequest(photos[0], question, chosen)])[0]
+    pieces = _pieces(lvlm, encoded, names)
 
-    # [BOS][system][<name>]["is"][16 soft]["."] per person
-    prefix = _expected_prefix(lvlm, names)
-    assert tokens[: len(prefix)] == prefix
-    # [USER:][image x N]
-    image_start = tokens.index("<image>")
-    assert "".join(tokens[len(prefix) : image_start]) == "▁USER:"
+    system = lvlm.tokenizer.tokenize(SYSTEM_PROMPT)
+    assert system[:3] == ["▁A", "▁chat", "▁between"] and system[-1] == "▁questions."
+    expected = ["<s>", *system]
+    for name in names:  # [C] ▁is [S x16] .   per person
+        expected += [f"[{name}]", "▁is", *[f"[{name}~{i}]" for i in range(16)], "."]
+    expected += ["▁USER:", "▁", "[IMG]", "▁", "\n"]
+    assert pieces[: len(expected)] == expected
+    assert pieces[len(expected) : len(expected) + len(tail)] == tail
+    if tail[-1] == "▁ASSISTANT:":
+        assert len(pieces) == len(expected) + len(tail)
+    image_start = lvlm.tokenizer.convert_ids_to_tokens(encoded.ids).index("<image>")
     assert (
-        tokens[image_start : image_start + lvlm.n_image_tokens] == ["<image>"] * lvlm.n_image_tokens == ["<image>"] * 16
+        encoded.ids[image_start : image_start + 16]
+        == [lvlm.image_token_id] * 16
+        == [lvlm.image_token_id] * lvlm.n_image_tokens
     )
-    assert encoded.prefix_len == image_start + 16
-    # [question with concept tokens][ASSISTANT:] -- text runs compared as strings, concept tokens exactly
-    rest, grouped, run = tokens[encoded.prefix_len :], [], ""
-    for t in rest:
-        if t.startswith("<") and t.endswith(">") and len(t) > 1:
-            grouped += [run, t] if run else [t]
-            run = ""
-        else:
-            run += t
-    grouped.append(run)
-    assert grouped == question_tokens
-    assert sum(t.startswith("<") and "_soft_" in t for t in tokens) == 16 * len(names)
+    assert encoded.prefix_len == image_start + 16  # the shared prefix ends with the image block
+
+
+def test_release_text_spacing():
+    assert release_text(" USER:", "text", "image") == " USER: "
+    assert release_text("\nIs", "image", "concept") == " \nIs"
+    assert release_text("?", "concept", None) == " ?"
+    assert release_text("   in this", "concept", "concept") == " in this"
+    assert release_text("'s", "concept", "text") == " 's"
+    assert release_text(".", "soft", "text") == "."  # after soft tokens: as it is
+    assert release_text("A chat", "bos", "concept") == "A chat"
+
+
+def test_answers_and_options_continue_the_prompt(engine, people, photos):
+    lvlm = engine.load_lvlm()
+    susan = people[:1]
+    lvlm.prepare([LvlmRequest(photos[0], "Is <sks> in this photo?", susan)])  # registers Susan's tokens
+
+    def option(text):
+        ids, _ = lvlm.encode_segments(answer_segments(text, ["Susan"]))
+        return _pieces(lvlm, type("E", (), {"ids": ids})(), ["Susan"])
+
+    assert option("<sks>") == ["[Susan]"]  # the release's options "<sks>" and "the person next to <sks>"
+    assert option("the person next to <sks>") == ["▁the", "▁p", "ers", "on", "▁", "n", "e", "x", "t", "▁to", "[Susan]"]
+    assert option("Yes, <sks> is in this photo.") == ["▁Yes", ",", "[Susan]", "▁is", "▁in", "▁this", "▁photo", "."]
+    assert option("No") == ["▁No"] and lvlm.tokenizer.convert_tokens_to_ids("▁No") == lvlm.no_id
 
 
 def test_text_only_prompt_has_no_image_block(engine, people):
     lvlm = engine.load_lvlm()
-    encoded, tokens = _layout(lvlm, people[:1], "Who is <sks>?", None)
-    assert "<image>" not in tokens and encoded.prefix_len == 0
-    prefix = _expected_prefix(lvlm, ["Susan"])
-    assert "".join(tokens[len(prefix) :]) == "▁USER:▁Who▁is<Susan>?▁ASSISTANT:"
+    encoded = lvlm.prepare([LvlmRequest(None, "Who is <sks>?", people[:1])])[0]
+    assert encoded.prefix_len == 0 and lvlm.image_token_id not in encoded.ids
+    pieces = _pieces(lvlm, encoded, ["Susan"])
+    assert pieces[-8:] == ["[Susan~15]", ".", "▁USER:", "▁Who", "▁is", "[Susan]", "▁?", "▁ASSISTANT:"]

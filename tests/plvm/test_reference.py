@@ -23,7 +23,7 @@ def test_hf_to_timm_conversion_layout(tiny_bundle):
 
     hf = AutoModel.from_pretrained(tiny_bundle / "dinov2", local_files_only=True)
     sd = hf.state_dict()
-    out = dinov2_hf_to_timm(sd, grid=4)
+    out = dinov2_hf_to_timm(sd, grid=4, geometry="size")
     block_keys = {
         "norm1.weight",
         "norm1.bias",
@@ -53,16 +53,17 @@ def test_hf_to_timm_conversion_layout(tiny_bundle):
     att = "encoder.layer.1.attention."
     qkv = torch.cat([sd[att + "q_proj.weight"], sd[att + "k_proj.weight"], sd[att + "v_proj.weight"]])
     assert torch.equal(out["blocks.1.attn.qkv.weight"], qkv)
-    # the position grid (5x5 in the config) is resampled exactly as transformers does at 56 px
+    # the position grid (5x5 in the config) is resampled exactly as transformers >= 4.45 does at 56 px
     dummy = torch.zeros(1, 17, 32)
     expected_pos = hf.embeddings.interpolate_pos_encoding(dummy, 56, 56)
     torch.testing.assert_close(out["pos_embed"], expected_pos, rtol=0, atol=0)
 
 
-def test_timm_backbone_matches_transformers(tiny_bundle, photos):
+@pytest.mark.parametrize("geometry", ["release", "size"])
+def test_timm_backbone_matches_transformers(tiny_bundle, photos, geometry):
     pytest.importorskip("timm")
-    hf = load_reference_encoder(tiny_bundle / "dinov2", "transformers")
-    timm_encoder = load_reference_encoder(tiny_bundle / "dinov2", "timm")
+    hf = load_reference_encoder(tiny_bundle / "dinov2", "transformers", geometry=geometry)
+    timm_encoder = load_reference_encoder(tiny_bundle / "dinov2", "timm", geometry=geometry)
     assert timm_encoder.transform == hf.transform
     torch.testing.assert_close(timm_encoder.encode(photos), hf.encode(photos), atol=1e-5, rtol=1e-4)
 

@@ -297,7 +297,9 @@ def test_short_training_learns_and_saves_a_loadable_checkpoint(learnable, many_p
     # the engine loads the checkpoint like any other
     engine = PlvmEngine(replace(tiny_sources(bundle), aligner=out), device="cpu", dtype="float32")
     concept = engine.encode_references([Image.open(data / "id_000" / "ref_img.png")])
-    assert concept.tokens.shape == (17, 256) and engine.model_version.endswith(file_sha256(out)[:8])
+    assert concept.tokens.shape == (17, 256) and engine.model_version.endswith(
+        f"aligner-{file_sha256(out)[:8]}+pos-release"
+    )
 
 
 def test_cli_train_registers_and_runs(learnable, tmp_path, monkeypatch):

@@ -65,7 +65,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     adam_beta2: float = 0.999
     yes_no_weight: float = 3.0
-    other_weight: float = 1.0
+    other_weight: float = 0.1
     qa_fraction: float = 0.3
     eval_every: int = 0
     save_every: int = 0
