@@ -6,7 +6,7 @@ concept tensors); their shapes are in the docstrings and the README.
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, MetaData, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, MetaData, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 SQLModel.metadata.naming_convention = {
@@ -91,6 +91,9 @@ class EnrolmentEvent(SQLModel, table=True):
 class Photo(SQLModel, table=True):
     """A photo file. ``state``: queued | processing | done | failed | missing.
 
+    ``sha256`` is the content hash (hex) of the kind ``hash_kind`` names: BLAKE3 for rows written
+    since revision 0006, SHA-256 before (the column keeps its name for existing SQL).
+
     ``work`` says what a worker must do: ``tag`` (decode, detect, match, describe) or ``rematch``
     (re-match stored face embeddings and redo what depends on the people present).
     ``enrolment_version`` is the enrolment state the current results were computed against.
@@ -104,6 +107,9 @@ class Photo(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     path: str = Field(sa_column=Column(Text, nullable=False, unique=True))
     sha256: str = Field(max_length=64, index=True)
+    hash_kind: str = Field(
+        default="blake3", sa_column=Column(String(16), nullable=False, server_default="sha256")
+    )  # what ``sha256`` holds: "blake3" (rows since revision 0006) or "sha256"
     size: int
     mtime: float
     width: int | None = None
@@ -171,7 +177,7 @@ class Caption(SQLModel, table=True):
     """One caption per photo and model version (replaced when recomputed).
 
     ``sort_key``: set by database triggers (migration 0003), never by the code: the photo's time
-    (``taken_at``, else ``mtime``) and the caption id packed so that larger means newer; the
+    (``taken_at``, else ``mtime``) and the caption id packed so that smaller means newer; the
     full-text index is ordered by it, which makes newest-first search stop after one page.
     """
 
