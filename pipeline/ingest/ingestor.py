@@ -111,7 +111,7 @@ class Ingestor:
 
     def _register(self, path: Path) -> int | None:
         """Hashes the file at most once in the current kind (:data:`CONTENT_HASH`); a row from before
-        revision 0006 is compared in its own kind (SHA-256) first, so an upgrade re-tags nothing."""
+        revision 0007 is compared in its own kind (SHA-256) first, so an upgrade re-tags nothing."""
         key = norm_path(path)
         try:
             stat = os.stat(key)
@@ -171,7 +171,7 @@ class Ingestor:
 
     def _moved_from(self, session: Session, digest: str, path: Path) -> Photo | None:
         """The row of a vanished file with the same bytes as ``path`` (a move), if any: by the
-        current hash, then, while rows from before revision 0006 remain, by their SHA-256."""
+        current hash, then, while rows from before revision 0007 remain, by their SHA-256."""
         found = self._vanished(session, digest, CONTENT_HASH)
         if found is None and self._legacy_rows(session):
             found = self._vanished(session, sha256_file(path), "sha256")
@@ -186,7 +186,7 @@ class Ingestor:
         return None
 
     def _legacy_rows(self, session: Session) -> bool:
-        """Whether rows hashed before revision 0006 remain (asked once per full rescan)."""
+        """Whether rows hashed before revision 0007 remain (asked once per full rescan)."""
         if self._legacy is None:
             query = select(Photo.id).where(col(Photo.hash_kind) == "sha256").limit(1)
             self._legacy = session.exec(query).first() is not None

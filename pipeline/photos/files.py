@@ -85,7 +85,7 @@ CONTENT_HASH: HashKind = "blake3"
 BLAKE3 because the hash is a photo's identity: change detection (same path, new bytes) and moves
 and duplicates (same bytes, new path) need a hash nobody can collide on purpose, and BLAKE3 is a
 cryptographic hash that runs 3-4x faster than SHA-256 on one core here (bench/bench_ingest.py).
-Rows written before revision 0006 keep their SHA-256 (``hash_kind = 'sha256'``)."""
+Rows written before revision 0007 keep their SHA-256 (``hash_kind = 'sha256'``)."""
 
 
 def content_hash(path: Path, kind: str = CONTENT_HASH) -> str:
@@ -111,5 +111,5 @@ def content_hash(path: Path, kind: str = CONTENT_HASH) -> str:
 
 
 def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file (reference photos; photo rows before revision 0006)."""
+    """Hex SHA-256 of a file (reference photos; photo rows before revision 0007)."""
     return content_hash(path, "sha256")

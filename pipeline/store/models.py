@@ -92,7 +92,7 @@ class Photo(SQLModel, table=True):
     """A photo file. ``state``: queued | processing | done | failed | missing.
 
     ``sha256`` is the content hash (hex) of the kind ``hash_kind`` names: BLAKE3 for rows written
-    since revision 0006, SHA-256 before (the column keeps its name for existing SQL).
+    since revision 0007, SHA-256 before (the column keeps its name for existing SQL).
 
     ``work`` says what a worker must do: ``tag`` (decode, detect, match, describe) or ``rematch``
     (re-match stored face embeddings and redo what depends on the people present).
@@ -109,7 +109,7 @@ class Photo(SQLModel, table=True):
     sha256: str = Field(max_length=64, index=True)
     hash_kind: str = Field(
         default="blake3", sa_column=Column(String(16), nullable=False, server_default="sha256")
-    )  # what ``sha256`` holds: "blake3" (rows since revision 0006) or "sha256"
+    )  # what ``sha256`` holds: "blake3" (rows since revision 0007) or "sha256"
     size: int
     mtime: float
     width: int | None = None
@@ -136,13 +136,15 @@ class Face(SQLModel, table=True):
     ``embedding``: SFace 128 float32 bytes. ``match_score``: cosine to the named person's best
     reference. ``plvm_score``: PLVM P(yes) for the named person (plvm profile). ``user_set``: the
     name was set by a user and outranks the model. ``rejected_person_ids``: comma list of people a
-    user said this face is not.
+    user said this face is not. ``photo_time``: set by database triggers (migration 0007), never by
+    the code: the photo's time in seconds since the epoch (``taken_at``, else ``mtime``), NULL while
+    the photo is missing; a person's photos newest first are a walk of one index.
     """
 
     __tablename__ = "faces"
     __table_args__ = (
         UniqueConstraint("photo_id", "idx"),
-        Index("ix_faces_person_id_photo_id", "person_id", "photo_id"),  # a person's photos, index-only
+        Index("ix_faces_person_id_photo_time", "person_id", "photo_time", "photo_id"),  # a person's photos by time
     )
     id: int | None = Field(default=None, primary_key=True)
     photo_id: int = Field(foreign_key="photos.id", index=True)
@@ -158,6 +160,7 @@ class Face(SQLModel, table=True):
     plvm_score: float | None = None
     user_set: bool = False
     rejected_person_ids: str | None = Field(default=None, max_length=1000)
+    photo_time: float | None = None
 
 
 class PersonScore(SQLModel, table=True):

@@ -38,7 +38,7 @@ def test_rows_from_before_the_upgrade_keep_their_results(tmp_path: Path, data_di
     files = {name: album / f"{name}.jpg" for name in ("same", "touched", "moved", "changed")}
     for name, path in files.items():
         path.write_bytes(f"jpeg bytes of {name}".encode() * 100)
-    db.upgrade(revision="0005")  # the schema before BLAKE3: rows written by the old ingestor
+    db.upgrade(revision="0006")  # the schema before BLAKE3: rows written by the old ingestor
     with db.get_engine().begin() as conn:
         for path in files.values():
             st = path.stat()

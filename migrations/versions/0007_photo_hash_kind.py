@@ -4,8 +4,8 @@ Existing rows keep their SHA-256 and get ``hash_kind = 'sha256'``, so nothing is
 re-tagged by the upgrade; the ingestor compares a touched file in its row's kind and moves a
 row to BLAKE3 when it next reads the file.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 
 from collections.abc import Sequence
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
