@@ -108,7 +108,15 @@ class Settings(BaseSettings):
 
     # Work
     profile: ProfileName = Field("faces", description="Model profile: faces, plvm or tiny")
-    match_threshold: float = Field(0.363, description="Cosine threshold for a face to be named")
+    match_threshold: float = Field(
+        0.363, description="Cosine a face needs with one person enrolled (SFace's 1:1 threshold)"
+    )
+    gallery_slope: float = Field(
+        0.025, ge=0, description="Threshold rise per ln(people enrolled): open-set naming (recognition/open_set.py)"
+    )
+    match_margin: float = Field(0.1, ge=0, description="Best person's cosine must beat the second best by this")
+    min_face_px: float = Field(20.0, ge=0, description="Faces narrower than this (pixels) are stored but not named")
+    min_face_score: float = Field(0.7, ge=0, le=1, description="Faces detected less surely are stored but not named")
     recognition_threshold: float = Field(0.5, description="PLVM P(yes) threshold when fusing")
     fusion: Literal["faces", "both", "either"] = Field(
         "either", description="How face cosine and PLVM score combine to name a face (pipeline/recognition/fusion.py)"

@@ -7,7 +7,7 @@ concept tensors); their shapes are in the docstrings and the README.
 import os
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, MetaData, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, MetaData, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 SQLModel.metadata.naming_convention = {
@@ -92,6 +92,9 @@ class EnrolmentEvent(SQLModel, table=True):
 class Photo(SQLModel, table=True):
     """A photo file. ``state``: queued | processing | done | failed | missing.
 
+    ``sha256`` is the content hash (hex) of the kind ``hash_kind`` names: BLAKE3 for rows written
+    since revision 0007, SHA-256 before (the column keeps its name for existing SQL).
+
     ``work`` says what a worker must do: ``tag`` (decode, detect, match, describe) or ``rematch``
     (re-match stored face embeddings and redo what depends on the people present).
     ``enrolment_version`` is the enrolment state the current results were computed against.
@@ -107,6 +110,9 @@ class Photo(SQLModel, table=True):
     # The file name's raw bytes when they are not UTF-8 (``path`` then shows each such byte as \xNN).
     path_bytes: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     sha256: str = Field(max_length=64, index=True)
+    hash_kind: str = Field(
+        default="blake3", sa_column=Column(String(16), nullable=False, server_default="sha256")
+    )  # what ``sha256`` holds: "blake3" (rows since revision 0007) or "sha256"
     size: int
     mtime: float
     width: int | None = None
@@ -144,13 +150,15 @@ class Face(SQLModel, table=True):
     ``embedding``: SFace 128 float32 bytes. ``match_score``: cosine to the named person's best
     reference. ``plvm_score``: PLVM P(yes) for the named person (plvm profile). ``user_set``: the
     name was set by a user and outranks the model. ``rejected_person_ids``: comma list of people a
-    user said this face is not.
+    user said this face is not. ``photo_time``: set by database triggers (migration 0008), never by
+    the code: the photo's time in seconds since the epoch (``taken_at``, else ``mtime``), NULL while
+    the photo is missing; a person's photos newest first are a walk of one index.
     """
 
     __tablename__ = "faces"
     __table_args__ = (
         UniqueConstraint("photo_id", "idx"),
-        Index("ix_faces_person_id_photo_id", "person_id", "photo_id"),  # a person's photos, index-only
+        Index("ix_faces_person_id_photo_time", "person_id", "photo_time", "photo_id"),  # a person's photos by time
     )
     id: int | None = Field(default=None, primary_key=True)
     photo_id: int = Field(foreign_key="photos.id", index=True)
@@ -166,6 +174,7 @@ class Face(SQLModel, table=True):
     plvm_score: float | None = None
     user_set: bool = False
     rejected_person_ids: str | None = Field(default=None, max_length=1000)
+    photo_time: float | None = None
 
 
 class PersonScore(SQLModel, table=True):
@@ -185,7 +194,7 @@ class Caption(SQLModel, table=True):
     """One caption per photo and model version (replaced when recomputed).
 
     ``sort_key``: set by database triggers (migration 0003), never by the code: the photo's time
-    (``taken_at``, else ``mtime``) and the caption id packed so that larger means newer; the
+    (``taken_at``, else ``mtime``) and the caption id packed so that smaller means newer; the
     full-text index is ordered by it, which makes newest-first search stop after one page.
     """
 
