@@ -215,3 +215,7 @@ def wait_for(predicate, timeout: float, interval: float = 0.25, message: str = "
 
 def rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+# Environment for a subprocess in which PyTorch and its libraries cannot be imported (faces-only).
+WITHOUT_TORCH = {"PYTHONPATH": str(REPO / "tests" / "torchless")}

@@ -29,6 +29,7 @@ from pipeline.broker.child_process import die_with_parent
 from pipeline.broker.contract import QUEUE
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
+from pipeline.service.ports import ensure_port_free
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +225,8 @@ def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) 
     for folder in options.folders:
         if not folder.is_dir():
             raise RunError(f"{folder}: not a folder")
+    if options.flower:
+        ensure_port_free(options.flower_port, settings.flower_address)
     lock = acquire_run_lock(settings)
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
