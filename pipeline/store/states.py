@@ -90,10 +90,17 @@ def _clip(reason: str) -> str:
 # --- rows the ingest side loaded (one file, one row) ------------------------------------------
 
 
-def new_photo(path: str, sha256: str, size: int, mtime: float) -> Photo:
-    """A new ``queued`` photo row for a file seen for the first time (the caller adds and commits)."""
+def new_photo(path: str, sha256: str, size: int, mtime: float, path_bytes: bytes | None = None) -> Photo:
+    """A new ``queued`` photo row for a file seen for the first time (the caller adds and commits).
+    ``path_bytes``: the raw name when it is not UTF-8 (see :mod:`pipeline.photos.path_text`)."""
     return Photo(
-        path=path, sha256=sha256, size=size, mtime=mtime, state=PhotoState.QUEUED.value, work=WorkKind.TAG.value
+        path_bytes=path_bytes,
+        path=path,
+        sha256=sha256,
+        size=size,
+        mtime=mtime,
+        state=PhotoState.QUEUED.value,
+        work=WorkKind.TAG.value,
     )
 
 

@@ -103,9 +103,14 @@ def claim(session: Session, photo_id: int, task_id: str, settings: Settings) -> 
     return before, redelivered
 
 
+def _text(message: str) -> str:
+    """``message`` storable as text: a file name's undecodable bytes (surrogate escapes) as ``\\udcNN``."""
+    return message.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _finish_failed(session: Session, photo: Photo, task_id: str, reason: str) -> None:
     assert photo.id is not None
-    states.fail(session, photo.id, task_id, reason)
+    states.fail(session, photo.id, task_id, _text(reason))
     session.commit()
     log.warning("photo %s failed: %s", photo.path, reason)
 
@@ -126,9 +131,9 @@ def _load_item(session: Session, photo: Photo, settings: Settings, profile: Prof
     if rematch and not wants_pixels:
         item.faces = [_face_from_row(f, embedding_from_bytes(f.embedding)) for f in stored]
         return item
-    if not os.path.exists(photo.path):
+    if not os.path.exists(photo.file_path):  # the exact name, also when its bytes are not UTF-8
         raise FileNotFoundError(photo.path)
-    decoded = decode_photo(Path(photo.path), settings.max_image_pixels)  # PhotoError: readable reason
+    decoded = decode_photo(Path(photo.file_path), settings.max_image_pixels)  # PhotoError: readable reason
     item.image = decoded.image
     if rematch:
         item.faces = [_face_from_row(f, embedding_from_bytes(f.embedding)) for f in stored]

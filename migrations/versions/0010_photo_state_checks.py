@@ -4,8 +4,8 @@ SQLite cannot add a constraint to a table, so batch mode copies ``photos`` into 
 views and triggers (SQLite checks those that name ``photos`` when a table is renamed, and the
 copy would lose the triggers on ``photos``) are dropped around the copy and recreated unchanged.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 """
 
 from collections.abc import Sequence
@@ -15,8 +15,8 @@ from alembic import op
 
 from pipeline.store.state_names import PhotoState, WorkKind, check_sql
 
-revision: str = "0009"
-down_revision: str | None = "0008"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
