@@ -84,6 +84,7 @@ def fill(db_url: str, photos: int, faces_per_photo: int, people: int, real_jpeg:
                     id=pid,
                     path=str(real_jpeg) if real else f"/album/{pid // 1000:03d}/img_{pid:06d}.jpg",
                     sha256=real_sha if real else f"{pid:064x}",
+                    hash_kind="sha256",
                     size=123_456,
                     mtime=1.7e9 - pid * 60.0,
                     width=4000,

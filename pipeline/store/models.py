@@ -136,7 +136,7 @@ class Face(SQLModel, table=True):
     ``embedding``: SFace 128 float32 bytes. ``match_score``: cosine to the named person's best
     reference. ``plvm_score``: PLVM P(yes) for the named person (plvm profile). ``user_set``: the
     name was set by a user and outranks the model. ``rejected_person_ids``: comma list of people a
-    user said this face is not. ``photo_time``: set by database triggers (migration 0007), never by
+    user said this face is not. ``photo_time``: set by database triggers (migration 0008), never by
     the code: the photo's time in seconds since the epoch (``taken_at``, else ``mtime``), NULL while
     the photo is missing; a person's photos newest first are a walk of one index.
     """

@@ -7,8 +7,8 @@ With the index, a person's photo count and last-seen time read the index alone, 
 newest first are an index walk that stops after one page (100,000 photos, 300,000 faces: the
 People and Person pages stay well under 200 ms). Replaces revision 0005's (person_id, photo_id).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 from collections.abc import Sequence
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
