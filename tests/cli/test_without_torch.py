@@ -16,7 +16,6 @@ from tests.conftest import REPO, WITHOUT_TORCH
 FACES_ONLY = [
     "tests/service/test_end_to_end.py::test_sample_album_until_idle",
     "tests/cli/test_models_cli.py",
-    "tests/evaluation/test_runner.py",
 ]
 
 
