@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from pipeline.errors import ConfigError
 
 ProfileName = Literal["faces", "plvm", "tiny"]
 
@@ -41,6 +43,15 @@ def _config_file() -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+def psycopg_url(url: str) -> str:
+    """``postgres://`` and ``postgresql://`` URLs normalised to SQLAlchemy's psycopg 3 driver; others unchanged."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
 class _TomlSource(PydanticBaseSettingsSource):
     """Reads the optional TOML config file (keys are field names, no prefix)."""
 
@@ -52,9 +63,14 @@ class _TomlSource(PydanticBaseSettingsSource):
         if path is None:
             return {}
         if not path.is_file():
-            raise FileNotFoundError(f"config file {path} (from PIPELINE_CONFIG) does not exist")
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+            raise ConfigError(f"config file {path} (from PIPELINE_CONFIG) does not exist; fix the path or unset it")
+        try:
+            with path.open("rb") as handle:
+                return tomllib.load(handle)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML ({exc}); fix it") from exc
+        except OSError as exc:
+            raise ConfigError(f"config file {path} cannot be read ({exc.strerror})") from exc
 
 
 class Settings(BaseSettings):
@@ -66,6 +82,16 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir, description="Database, references, broker state")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file in data_dir")
     broker_url: str | None = Field(None, description="Redis URL; default: the pipeline's own embedded Redis")
+    sql_database_url: str | None = Field(
+        None,
+        description="PostgreSQL: URL of the read-only role `pipeline sql` and the web app read as; "
+        "default: the one `pipeline db readonly-role` stored in data_dir",
+    )
+    flower_auth: SecretStr | None = Field(
+        None, description="Flower's basic auth, user:password; default: generated once, in data_dir/flower.auth"
+    )
+    flower_address: str = Field("127.0.0.1", description="Address Flower listens on (0.0.0.0: every interface)")
+    sql_timeout: float = Field(60.0, ge=0, description="Time limit of one `pipeline sql` statement, seconds (0 = none)")
 
     # Watching
     watch: list[Path] = Field(default_factory=list, description="Folders to watch")
@@ -86,7 +112,15 @@ class Settings(BaseSettings):
 
     # Work
     profile: ProfileName = Field("faces", description="Model profile: faces, plvm or tiny")
-    match_threshold: float = Field(0.363, description="Cosine threshold for a face to be named")
+    match_threshold: float = Field(
+        0.363, description="Cosine a face needs with one person enrolled (SFace's 1:1 threshold)"
+    )
+    gallery_slope: float = Field(
+        0.025, ge=0, description="Threshold rise per ln(people enrolled): open-set naming (recognition/open_set.py)"
+    )
+    match_margin: float = Field(0.1, ge=0, description="Best person's cosine must beat the second best by this")
+    min_face_px: float = Field(20.0, ge=0, description="Faces narrower than this (pixels) are stored but not named")
+    min_face_score: float = Field(0.7, ge=0, le=1, description="Faces detected less surely are stored but not named")
     recognition_threshold: float = Field(0.5, description="PLVM P(yes) threshold when fusing")
     fusion: Literal["faces", "both", "either"] = Field(
         "either", description="How face cosine and PLVM score combine to name a face (pipeline/recognition/fusion.py)"
@@ -158,12 +192,7 @@ class Settings(BaseSettings):
     def db_url(self) -> str:
         """The effective database URL (PostgreSQL URLs are normalised to psycopg 3)."""
         if self.database_url:
-            url = self.database_url
-            if url.startswith("postgres://"):
-                url = "postgresql://" + url[len("postgres://") :]
-            if url.startswith("postgresql://"):
-                url = "postgresql+psycopg://" + url[len("postgresql://") :]
-            return url
+            return psycopg_url(self.database_url)
         return f"sqlite:///{self.data_dir / 'pipeline.db'}"
 
     @property
@@ -200,7 +229,24 @@ class Settings(BaseSettings):
         return data
 
 
+def _invalid_settings_message(exc: ValidationError) -> str:
+    """One line naming each bad value where the user set it (environment variable or config file)."""
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        env_name = f"PIPELINE_{field.upper()}"
+        where = f"{env_name}={os.environ[env_name]!r}" if env_name in os.environ else f"{field} in {_config_file()}"
+        problems.append(f"{where}: {error['msg']}")
+    return "bad setting " + "; ".join(problems) + "; fix or unset it"
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings (cached; call ``get_settings.cache_clear()`` after changing env)."""
-    return Settings()
+    """The process-wide settings (cached; call ``get_settings.cache_clear()`` after changing env).
+
+    Raises :class:`~pipeline.errors.ConfigError` for a bad value or an unreadable config file.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(_invalid_settings_message(exc)) from exc

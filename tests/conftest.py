@@ -173,6 +173,20 @@ def cli(
     return proc
 
 
+def db_rows(data_dir: Path, sql: str) -> list[tuple]:  # type: ignore[type-arg]  # rows of any shape
+    """Rows of ``sql`` on the SQLite database in ``data_dir``, read through a read-only connection."""
+    from sqlalchemy import text
+
+    from pipeline.store.db import make_engine
+
+    engine = make_engine(f"sqlite:///{data_dir / 'pipeline.db'}", read_only=True)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(sql)).all()]
+    finally:
+        engine.dispose()
+
+
 def flat(text: str) -> str:
     """``text`` with rich's box drawing removed and all whitespace runs as one space (error
     panels wrap long paths at the terminal width)."""
@@ -201,3 +215,7 @@ def wait_for(predicate, timeout: float, interval: float = 0.25, message: str = "
 
 def rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+# Environment for a subprocess in which PyTorch and its libraries cannot be imported (faces-only).
+WITHOUT_TORCH = {"PYTHONPATH": str(REPO / "tests" / "torchless")}

@@ -1,12 +1,14 @@
 """Search newest first without ranking every match: a time-ordered ``captions.sort_key``.
 
 ``sort_key`` packs the photo's time (``taken_at``, else the file's ``mtime``) and the caption id
-into one 64-bit integer: ``(seconds since 1800-01-01, clamped to 34 bits) << 28 | (id & 2**28-1)``.
-Larger keys are newer photos. Triggers keep it in step when a caption is written or a photo's
-time changes, so every writer (ORM, bulk insert, plain SQL) gets it.
+into one 64-bit integer: ``(2**34-1 - seconds since 1800-01-01, clamped) << 28 | (id & 2**28-1)``.
+Smaller keys are newer photos: FTS5 walks its doclists fastest in ascending rowid order (a
+descending walk of "common AND rare" reads the whole common doclist). Triggers keep it in step
+when a caption is written or a photo's time changes, so every writer (ORM, bulk insert, plain
+SQL) gets it.
 
 SQLite: the FTS5 table ``captions_fts`` now uses ``sort_key`` as its rowid, so
-``ORDER BY captions_fts.rowid DESC LIMIT n`` walks the full-text index newest first and stops after
+``ORDER BY captions_fts.rowid LIMIT n`` walks the full-text index newest first and stops after
 ``n`` rows, whether the word matches ten captions or 300,000. Prefix queries (``Gra*``) get a
 prefix index for 2- and 3-character prefixes.
 PostgreSQL: a unique B-tree index on ``sort_key``; the planner either walks it newest first and
@@ -34,7 +36,8 @@ ID_MASK = 2**ID_BITS - 1
 
 def _sqlite_key(taken_at: str, mtime: str, caption_id: str) -> str:
     seconds = f"CAST(coalesce(strftime('%s', {taken_at}), {mtime}) AS INTEGER) + {EPOCH_OFFSET}"
-    return f"((max(0, min({SECONDS_MAX}, {seconds})) << {ID_BITS}) + ({caption_id} & {ID_MASK}))"
+    newer_is_smaller = f"({SECONDS_MAX} - max(0, min({SECONDS_MAX}, {seconds})))"
+    return f"(({newer_is_smaller} << {ID_BITS}) + ({caption_id} & {ID_MASK}))"
 
 
 SQLITE_OLD_FTS = ["captions_fts_ai", "captions_fts_ad", "captions_fts_au"]
@@ -90,9 +93,9 @@ SQLITE_DOWNGRADE = [
 POSTGRES_UPGRADE = [
     "ALTER TABLE captions ADD COLUMN sort_key BIGINT",
     "CREATE FUNCTION caption_sort_key(taken_at timestamptz, mtime double precision, caption_id bigint) "
-    "RETURNS bigint LANGUAGE sql IMMUTABLE AS $$ SELECT (least(greatest("
+    f"RETURNS bigint LANGUAGE sql IMMUTABLE AS $$ SELECT (({SECONDS_MAX} - least(greatest("
     f"floor(coalesce(extract(epoch FROM taken_at)::double precision, mtime))::bigint + {EPOCH_OFFSET}, 0), "
-    f"{SECONDS_MAX}) << {ID_BITS}) + (caption_id & {ID_MASK}) $$",
+    f"{SECONDS_MAX})) << {ID_BITS}) + (caption_id & {ID_MASK}) $$",
     "CREATE FUNCTION captions_fill_sort_key() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
     "NEW.sort_key := (SELECT caption_sort_key(p.taken_at, p.mtime, NEW.id) FROM photos p WHERE p.id = NEW.photo_id); "
     "RETURN NEW; END $$",

@@ -66,9 +66,7 @@ def _global(
         _set_env("PIPELINE_DATA_DIR", data_dir.expanduser().resolve())
     _set_env("PIPELINE_DATABASE_URL", database_url)
     _set_env("PIPELINE_BROKER_URL", broker_url)
-    if profile is not None and profile not in ("faces", "plvm", "tiny"):
-        raise typer.BadParameter(f"unknown profile {profile!r}; choose faces, plvm or tiny", param_hint="--profile")
-    _set_env("PIPELINE_PROFILE", profile)
+    use_profile(profile)
     from rich.logging import RichHandler
 
     logging.basicConfig(
@@ -76,6 +74,13 @@ def _global(
         handlers=[RichHandler(console=err, show_path=False, rich_tracebacks=True)],
         format="%(message)s",
     )
+
+
+def use_profile(profile: str | None) -> None:
+    """Apply a ``--profile`` option (global, or repeated after a sub-command as users type it)."""
+    if profile is not None and profile not in ("faces", "plvm", "tiny"):
+        raise typer.BadParameter(f"unknown profile {profile!r}; choose faces, plvm or tiny", param_hint="--profile")
+    _set_env("PIPELINE_PROFILE", profile)
 
 
 @contextmanager

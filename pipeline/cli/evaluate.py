@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pipeline.cli.app import UserError, app, err, out, settings
+from pipeline.cli.app import UserError, app, err, out, settings, use_profile
 
 eval_app = typer.Typer(
     help="Benchmarks on the PLVM release's evaluation data (never touches the database).", no_args_is_help=True
@@ -66,6 +66,17 @@ def eval_recognition(
         ),
     ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr")] = True,
+    closed_set: Annotated[
+        bool,
+        typer.Option(
+            "--closed-set",
+            help="Identification mode: enroll every identity as `pipeline enroll` does, name every query's faces "
+            "as tagging does, report name precision/recall/F1, wrong names and a threshold/margin sweep",
+        ),
+    ] = False,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="faces, plvm or tiny (same as the global option)")
+    ] = None,
 ) -> None:
     """Recognition benchmark: for each identity, its own queries are positives, everyone else's negatives.
 
@@ -79,6 +90,10 @@ def eval_recognition(
     from pipeline.evaluation.recognition import evaluate_recognition, load_dataset
     from pipeline.evaluation.render import render_table
 
+    use_profile(profile)
+    if closed_set:
+        _closed_set(folder.expanduser(), json_out, progress)
+        return
     s = settings()
     try:
         load_dataset(folder.expanduser())  # a missing or empty folder fails before any model loads
@@ -100,6 +115,25 @@ def eval_recognition(
     roc_path = roc or (json_out.with_suffix(".roc.png") if json_out is not None else None)
     if roc_path is not None:
         _save_roc(report, roc_path)
+
+
+def _closed_set(folder: Path, json_out: Path | None, progress: bool) -> None:
+    from pipeline.evaluation.identification import identification_report, run_identification
+    from pipeline.evaluation.render_identification import render_identification
+    from pipeline.recognition.open_set import NamingRule
+
+    s = settings()
+    try:
+        run = run_identification(s, folder, progress=progress)
+    except _user_errors() as error:
+        raise UserError(str(error)) from None
+    report = identification_report(run, NamingRule.from_settings(s))
+    render_identification(report, out)
+    for failure in report["failures"]:
+        err.print(f"[yellow]listed:[/] {failure['path']}: {failure['reason']}")
+    if json_out is not None:
+        report.update(profile=s.profile, root=str(folder.resolve()))
+        _write_json(json_out, report)
 
 
 def _save_roc(report: Any, path: Path) -> None:
@@ -127,6 +161,9 @@ def eval_vqa(
         Path | None, typer.Option("--json", help="Write the report (with per-item scores) here")
     ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr")] = True,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="faces, plvm or tiny (same as the global option)")
+    ] = None,
 ) -> None:
     """Multiple-choice accuracy, overall, with a photo and text-only (plvm or tiny profile).
 
@@ -137,6 +174,7 @@ def eval_vqa(
 
     from pipeline.evaluation.vqa import evaluate_vqa
 
+    use_profile(profile)
     s = settings()
     if not questions.expanduser().is_file():
         raise UserError(f"question file {questions} does not exist")

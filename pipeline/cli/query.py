@@ -22,14 +22,18 @@ def sql(
     """Run a read-only SQL query.
 
     Tables: people, photos, faces, captions, answers; views: photo_people, photo_captions.
+    One statement per call, limited to sql_timeout seconds; Ctrl-C stops it. On PostgreSQL it
+    connects as the read-only role of `pipeline db readonly-role`.
     """
-    from pipeline.store.readonly import QueryError, ReadOnlyViolation, cell_text, run_readonly, to_csv, to_json
+    from pipeline.store.readonly import cell_text, run_readonly, to_csv, to_json
 
     if as_json and as_csv:
         raise typer.BadParameter("choose one of --json and --csv")
+    if not query.strip():
+        raise typer.BadParameter("the query is empty; give one SQL statement, e.g. 'SELECT * FROM photo_people'")
     try:
-        result = run_readonly(settings().db_url, query)
-    except (ReadOnlyViolation, QueryError, FileNotFoundError) as exc:
+        result = run_readonly(settings(), query)
+    except FileNotFoundError as exc:
         raise UserError(str(exc)) from None
     if as_json:
         sys.stdout.write(to_json(result) + "\n")

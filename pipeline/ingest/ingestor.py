@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from pipeline.config import Settings
 from pipeline.ingest.watcher import FolderWatcher
+from pipeline.photos.files import CONTENT_HASH, content_hash, sha256_file
 from pipeline.store.models import Photo, utcnow
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class Ingestor:
         self.registered = 0
         self._deferred: dict[str, None] = {}  # stable files not registered because storage was full
         self._deferred_lock = threading.Lock()
+        self._legacy: bool | None = None  # rows with SHA-256 hashes left? (None: not asked yet)
 
     def _session(self) -> Session:
         """A session on the database, after checking its file is still the one opened
@@ -75,7 +77,7 @@ class Ingestor:
                 first = not self._deferred
                 self._deferred[norm_path(path)] = None
             if first:
-                log.warning("storage full: new photos wait and are registered once there is room again (%s)", exc)
+                log.warning("storage full: new photos wait and are registered once there is room again")
             return None
         return photo_id
 
@@ -108,8 +110,8 @@ class Ingestor:
         return done
 
     def _register(self, path: Path) -> int | None:
-        from pipeline.photos.files import sha256_file
-
+        """Hashes the file at most once in the current kind (:data:`CONTENT_HASH`); a row from before
+        revision 0007 is compared in its own kind (SHA-256) first, so an upgrade re-tags nothing."""
         key = norm_path(path)
         try:
             stat = os.stat(key)
@@ -118,24 +120,34 @@ class Ingestor:
         with self._session() as session:
             row = session.exec(select(Photo).where(Photo.path == key)).first()
             if row is not None and row.size == stat.st_size and row.mtime == stat.st_mtime and row.state != "missing":
+                if row.hash_kind != CONTENT_HASH:  # unchanged since the upgrade: adopt the current hash once
+                    row.sha256, row.hash_kind = content_hash(Path(key)), CONTENT_HASH
+                    session.add(row)
+                    session.commit()
                 return None  # unchanged
-            digest = sha256_file(Path(key))
             if row is not None:
+                old_kind = row.hash_kind
+                digest = content_hash(Path(key), old_kind)
                 if row.sha256 == digest:  # touched, or back from missing
+                    if old_kind != CONTENT_HASH:
+                        row.sha256, row.hash_kind = content_hash(Path(key)), CONTENT_HASH
                     row.size, row.mtime = stat.st_size, stat.st_mtime
                     if row.state == "missing":
                         row.state = _restored_state(row)
                     session.add(row)
                     session.commit()
                     return self._queue_if_needed(row)
+                digest = digest if old_kind == CONTENT_HASH else content_hash(Path(key))
                 self._reset(row, digest, stat.st_size, stat.st_mtime)
                 session.add(row)
                 session.commit()
                 return self._queue_if_needed(row)
-            moved = self._moved_from(session, digest)
+            digest = content_hash(Path(key))
+            moved = self._moved_from(session, digest, Path(key))
             if moved is not None:
                 log.info("moved: %s -> %s", moved.path, key)
                 moved.path, moved.size, moved.mtime = key, stat.st_size, stat.st_mtime
+                moved.sha256, moved.hash_kind = digest, CONTENT_HASH
                 if moved.state == "missing":
                     moved.state = _restored_state(moved)
                 session.add(moved)
@@ -153,16 +165,32 @@ class Ingestor:
 
     @staticmethod
     def _reset(row: Photo, digest: str, size: int, mtime: float) -> None:
-        row.sha256, row.size, row.mtime = digest, size, mtime
+        row.sha256, row.hash_kind, row.size, row.mtime = digest, CONTENT_HASH, size, mtime
         row.state, row.work, row.attempts, row.error = "queued", "tag", 0, None
         row.queued_at, row.claimed_by = utcnow(), None
 
+    def _moved_from(self, session: Session, digest: str, path: Path) -> Photo | None:
+        """The row of a vanished file with the same bytes as ``path`` (a move), if any: by the
+        current hash, then, while rows from before revision 0007 remain, by their SHA-256."""
+        found = self._vanished(session, digest, CONTENT_HASH)
+        if found is None and self._legacy_rows(session):
+            found = self._vanished(session, sha256_file(path), "sha256")
+        return found
+
     @staticmethod
-    def _moved_from(session: Session, digest: str) -> Photo | None:
-        for candidate in session.exec(select(Photo).where(col(Photo.sha256) == digest).order_by(col(Photo.id))).all():
+    def _vanished(session: Session, digest: str, kind: str) -> Photo | None:
+        query = select(Photo).where(col(Photo.sha256) == digest, col(Photo.hash_kind) == kind).order_by(col(Photo.id))
+        for candidate in session.exec(query).all():
             if not os.path.exists(candidate.path):
                 return candidate
         return None
+
+    def _legacy_rows(self, session: Session) -> bool:
+        """Whether rows hashed before revision 0007 remain (asked once per full rescan)."""
+        if self._legacy is None:
+            query = select(Photo.id).where(col(Photo.hash_kind) == "sha256").limit(1)
+            self._legacy = session.exec(query).first() is not None
+        return self._legacy
 
     def _queue_if_needed(self, photo: Photo) -> int | None:
         if photo.state == "queued" and photo.id is not None:
@@ -186,6 +214,7 @@ class Ingestor:
 
     def rescan_done(self, root: Path, seen: set[Path]) -> int:
         """After a full walk of ``root``: photos under it that no longer exist become missing."""
+        self._legacy = None  # the walk converted what it could; ask again
         prefix = norm_path(root).rstrip(os.sep) + os.sep
         seen_keys = {norm_path(p) for p in seen}
         marked = 0

@@ -1,10 +1,12 @@
-"""Who is enrolled: names (unique ignoring case), lookups, the enrolment version and its event log.
+"""Who is enrolled: names (unique ignoring case and Unicode form), lookups, the enrolment version and its event log.
 
 Every change to who is enrolled appends an ``enrolment_events`` row; the highest id is the
 enrolment version that results are computed against.
 """
 
 from __future__ import annotations
+
+import unicodedata
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -18,11 +20,17 @@ class PeopleError(PipelineError, ValueError):
 
 
 def name_key(name: str) -> str:
-    return " ".join(name.split()).casefold()
+    """What two names are compared by: Unicode NFC, runs of white space as one space, case folded.
+
+    ``Zoë`` typed with a composed ``ë`` or as ``e`` + combining diaeresis, ``ZOË`` and ``zoë`` all
+    give the same key, so they are one person.
+    """
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", " ".join(name.split())).casefold())
 
 
 def clean_name(name: str) -> str:
-    cleaned = " ".join(name.split())
+    """The name as stored and shown: NFC, white space collapsed; raises PeopleError for a bad one."""
+    cleaned = unicodedata.normalize("NFC", " ".join(name.split()))
     if not cleaned:
         raise PeopleError("a name cannot be empty")
     if len(cleaned) > 200:

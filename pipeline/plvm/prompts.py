@@ -20,6 +20,7 @@ by it (no stray space token); text right after it starts with one space token (s
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -74,6 +75,8 @@ def render_question(question: str, names: Sequence[str]) -> str:
     text are left alone. Longer names win ("Mary Ann" before "Mary").
     """
     _check_unique(names)
+    question = unicodedata.normalize("NFC", question)  # a name typed decomposed still matches
+    names = [unicodedata.normalize("NFC", n) for n in names]
     if PLACEHOLDER in question:
         if len(names) != 1:
             raise ValueError(f"question {question!r} uses {PLACEHOLDER} but {len(names)} people were given (need 1)")

@@ -90,6 +90,8 @@ def assign_people(
     *,
     fixed: Mapping[int, int] = {},
     forbidden: Collection[tuple[int, int]] = (),
+    margin: float = 0.0,
+    nameable: Sequence[bool] | None = None,
 ) -> list[Match]:
     """Name the faces of one photo; returns one :class:`Match` per face (row of ``scores``).
 
@@ -99,7 +101,11 @@ def assign_people(
     scores (and even when that pair is also in ``forbidden``), with the score from ``scores``
     when the person has a column, else None; a person a user fixed on several faces (possible
     after merging two people) keeps them all. ``forbidden``: (face index, person id) pairs a user
-    rejected; pairs naming a person without a column are ignored.
+    rejected; pairs naming a person without a column are ignored. ``margin``: a pair is eligible
+    only when its score beats the face's best score for any *other* person by at least
+    ``margin`` (open-set identification: :mod:`pipeline.recognition.open_set`). ``nameable``:
+    per face, False keeps a face unknown whatever its scores (too small or unsure a detection);
+    fixed faces are kept regardless.
 
     The other faces get the assignment (scipy ``linear_sum_assignment``) that maximises the total
     score of eligible pairs, each person and each face used at most once; a face may stay
@@ -143,6 +149,12 @@ def assign_people(
         return result
 
     eligible = scores[np.ix_(free_faces, free_cols)] >= threshold  # False for NaN
+    if margin > 0 and len(people) > 1:
+        eligible &= _margins(scores)[np.ix_(free_faces, free_cols)] >= margin
+    if nameable is not None:
+        if len(nameable) != n_faces:
+            raise ValueError(f"nameable has {len(nameable)} entries for {n_faces} faces")
+        eligible &= np.asarray([bool(nameable[i]) for i in free_faces], dtype=bool)[:, None]
     face_row = {face: r for r, face in enumerate(free_faces)}
     col_pos = {j: c for c, j in enumerate(free_cols)}
     for face, person in rejected:
@@ -162,3 +174,14 @@ def assign_people(
             face, j = free_faces[r], free_cols[c]
             result[face] = Match(people[j], float(scores[face, j]))
     return result
+
+
+def _margins(scores: np.ndarray) -> np.ndarray:
+    """(F, P) margin of each pair: its score minus the face's best score for another person
+    (NaN scores count as -inf)."""
+    clean = np.where(np.isnan(scores), -np.inf, scores)
+    if clean.shape[1] < 2:
+        return np.full(clean.shape, np.inf)
+    top2 = -np.sort(-clean, axis=1)[:, :2]  # (F, 2): best and second best
+    best_other = np.where(clean >= top2[:, :1], top2[:, 1:2], top2[:, :1])
+    return clean - best_other

@@ -11,7 +11,6 @@ replaced while running stops everything the same way, with an error
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import logging
 import os
@@ -24,10 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit, urlunsplit
 
+from pipeline.broker.child_process import die_with_parent
 from pipeline.broker.contract import QUEUE
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
+from pipeline.service.ports import ensure_port_free
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +70,6 @@ def acquire_run_lock(settings: Settings) -> RunLock:
     handle.write(str(os.getpid()))
     handle.flush()
     return RunLock(path, handle)
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Linux: the child gets SIGTERM if ``pipeline run`` dies, so nothing is orphaned."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-    os.setsid()
 
 
 def child_env(settings: Settings, broker_url: str) -> dict[str, str]:
@@ -127,7 +120,8 @@ def web_command(host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "pipeline", "web", "--host", host, "--port", str(port)]
 
 
-def flower_command(port: int, extra: list[str] | None = None) -> list[str]:
+def flower_command(port: int, extra: list[str] | None = None, address: str = "127.0.0.1") -> list[str]:
+    """Flower's command line (credentials go in its environment: :func:`flower_env`)."""
     return [
         sys.executable,
         "-m",
@@ -136,9 +130,26 @@ def flower_command(port: int, extra: list[str] | None = None) -> list[str]:
         "workers.celery_app",
         "flower",
         f"--port={port}",
-        "--address=127.0.0.1",
+        f"--address={address}",
         *(extra or []),
     ]
+
+
+def flower_env(settings: Settings, env: dict[str, str]) -> tuple[dict[str, str], str]:
+    """``env`` plus Flower's basic auth (generated once, stored 0600); and what to tell the user."""
+    from pipeline.broker.flower_auth import flower_credentials
+
+    credentials = flower_credentials(settings)
+    return {**env, "FLOWER_BASIC_AUTH": credentials.basic_auth}, credentials.describe()
+
+
+def _without_password(url: str) -> str:
+    """``url`` with its password shown as ``***`` (for progress lines and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 @dataclass
@@ -162,7 +173,7 @@ class Child:
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         log_file.close()
 
@@ -207,15 +218,18 @@ def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) 
     from pipeline.ingest.dispatch import Dispatcher, Sweeper, send_all_queued
     from pipeline.ingest.ingestor import Ingestor, make_watcher
     from pipeline.service.progress import ProgressReporter
+    from pipeline.service.storage_notice import StorageNotice
     from pipeline.store.db import ensure_schema
     from pipeline.store.db_file import check_database_file
 
     for folder in options.folders:
         if not folder.is_dir():
             raise RunError(f"{folder}: not a folder")
+    if options.flower:
+        ensure_port_free(options.flower_port, settings.flower_address)
     lock = acquire_run_lock(settings)
     stop = threading.Event()
-    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     embedded = None
     children: list[Child] = []
     watcher = dispatcher = sweeper = None
@@ -232,7 +246,7 @@ def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) 
             broker_url = embedded.url
         report(
             f"broker: {broker_url}{' (embedded)' if embedded else ''}; "
-            f"database: {settings.db_url}; profile: {settings.profile}"
+            f"database: {_without_password(settings.db_url)}; profile: {settings.profile}"
         )
         env = child_env(settings, broker_url)
         logs = settings.data_dir / "logs"
@@ -240,10 +254,10 @@ def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) 
             Child("worker", worker_command(f"pipeline-{os.getpid()}@%h", options.worker_args), env, logs / "worker.log")
         )
         if options.flower:
-            children.append(
-                Child("flower", flower_command(options.flower_port, options.flower_args), env, logs / "flower.log")
-            )
-            report(f"flower: http://127.0.0.1:{options.flower_port}")
+            command = flower_command(options.flower_port, options.flower_args, settings.flower_address)
+            flower_environment, login = flower_env(settings, env)
+            children.append(Child("flower", command, flower_environment, logs / "flower.log"))
+            report(f"flower: http://{settings.flower_address}:{options.flower_port} ({login})")
         if options.web:
             web_env = {**env, "PIPELINE_FLOWER_URL": f"http://127.0.0.1:{options.flower_port}"}
             children.append(Child("web", web_command(options.web_host, options.web_port), web_env, logs / "web.log"))
@@ -263,16 +277,21 @@ def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) 
         sweeper.start()
         report("watching " + ", ".join(str(f) for f in options.folders) + " (Ctrl-C to stop)")
         progress = ProgressReporter(settings.db_url, report)
+        storage = StorageNotice(settings.data_dir, report)
         idle_since: float | None = None
         while not stop.wait(0.5):
             check_database_file(settings.db_url)  # deleted or replaced: stop with an error line
+            storage.poll()
+            restarted = embedded.check() if embedded is not None else None
+            if restarted:
+                report(restarted)
             for child in children:
                 message = child.check()
                 if message:
                     report(message)
             busy = progress.poll()
             if options.until_idle:
-                if not busy and watcher.is_idle():
+                if not busy and watcher.is_idle() and not ingestor.deferred:
                     idle_since = idle_since or time.monotonic()
                     if time.monotonic() - idle_since >= options.idle_seconds:
                         break

@@ -6,7 +6,7 @@ concept tensors); their shapes are in the docstrings and the README.
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, MetaData, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, MetaData, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 SQLModel.metadata.naming_convention = {
@@ -31,7 +31,7 @@ def _ts(nullable: bool = False) -> Column:
 
 
 class Person(SQLModel, table=True):
-    """An enrolled person. ``name_key`` is the lower-cased name: names are unique ignoring case."""
+    """An enrolled person. ``name_key`` is the NFC, case-folded name: unique ignoring case and Unicode form."""
 
     __tablename__ = "people"
     id: int | None = Field(default=None, primary_key=True)
@@ -91,6 +91,9 @@ class EnrolmentEvent(SQLModel, table=True):
 class Photo(SQLModel, table=True):
     """A photo file. ``state``: queued | processing | done | failed | missing.
 
+    ``sha256`` is the content hash (hex) of the kind ``hash_kind`` names: BLAKE3 for rows written
+    since revision 0007, SHA-256 before (the column keeps its name for existing SQL).
+
     ``work`` says what a worker must do: ``tag`` (decode, detect, match, describe) or ``rematch``
     (re-match stored face embeddings and redo what depends on the people present).
     ``enrolment_version`` is the enrolment state the current results were computed against.
@@ -104,6 +107,9 @@ class Photo(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     path: str = Field(sa_column=Column(Text, nullable=False, unique=True))
     sha256: str = Field(max_length=64, index=True)
+    hash_kind: str = Field(
+        default="blake3", sa_column=Column(String(16), nullable=False, server_default="sha256")
+    )  # what ``sha256`` holds: "blake3" (rows since revision 0007) or "sha256"
     size: int
     mtime: float
     width: int | None = None
@@ -130,13 +136,15 @@ class Face(SQLModel, table=True):
     ``embedding``: SFace 128 float32 bytes. ``match_score``: cosine to the named person's best
     reference. ``plvm_score``: PLVM P(yes) for the named person (plvm profile). ``user_set``: the
     name was set by a user and outranks the model. ``rejected_person_ids``: comma list of people a
-    user said this face is not.
+    user said this face is not. ``photo_time``: set by database triggers (migration 0008), never by
+    the code: the photo's time in seconds since the epoch (``taken_at``, else ``mtime``), NULL while
+    the photo is missing; a person's photos newest first are a walk of one index.
     """
 
     __tablename__ = "faces"
     __table_args__ = (
         UniqueConstraint("photo_id", "idx"),
-        Index("ix_faces_person_id_photo_id", "person_id", "photo_id"),  # a person's photos, index-only
+        Index("ix_faces_person_id_photo_time", "person_id", "photo_time", "photo_id"),  # a person's photos by time
     )
     id: int | None = Field(default=None, primary_key=True)
     photo_id: int = Field(foreign_key="photos.id", index=True)
@@ -152,6 +160,7 @@ class Face(SQLModel, table=True):
     plvm_score: float | None = None
     user_set: bool = False
     rejected_person_ids: str | None = Field(default=None, max_length=1000)
+    photo_time: float | None = None
 
 
 class PersonScore(SQLModel, table=True):
@@ -171,7 +180,7 @@ class Caption(SQLModel, table=True):
     """One caption per photo and model version (replaced when recomputed).
 
     ``sort_key``: set by database triggers (migration 0003), never by the code: the photo's time
-    (``taken_at``, else ``mtime``) and the caption id packed so that larger means newer; the
+    (``taken_at``, else ``mtime``) and the caption id packed so that smaller means newer; the
     full-text index is ordered by it, which makes newest-first search stop after one page.
     """
 

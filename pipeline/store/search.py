@@ -29,7 +29,7 @@ from pipeline.errors import PipelineError
 
 Order = Literal["newest", "relevance"]
 ORDERS: tuple[Order, ...] = ("newest", "relevance")
-RELEVANCE_CANDIDATES = 2_000
+RELEVANCE_CANDIDATES = 1_000
 MAX_LIMIT = 1_000
 
 _TERM = re.compile(r"(\w+)(\*?)", re.UNICODE)
@@ -103,23 +103,23 @@ _SELECT = "p.id AS photo_id, p.path AS path, c.text AS caption, p.taken_at AS ta
 _SQLITE_NEWEST = (
     f"SELECT {_SELECT}, 0.0 AS rank FROM captions_fts f JOIN captions c ON c.sort_key = f.rowid "
     "JOIN photos p ON p.id = c.photo_id WHERE captions_fts MATCH :q AND p.state <> 'missing' "
-    "ORDER BY f.rowid DESC LIMIT :n OFFSET :o"
+    "ORDER BY f.rowid LIMIT :n OFFSET :o"
 )
 _SQLITE_RELEVANCE = (
     f"SELECT {_SELECT}, -m.bm25 AS rank FROM (SELECT rowid AS k, bm25(captions_fts) AS bm25 FROM captions_fts "
-    "WHERE captions_fts MATCH :q ORDER BY rowid DESC LIMIT :cand) m JOIN captions c ON c.sort_key = m.k "
-    "JOIN photos p ON p.id = c.photo_id WHERE p.state <> 'missing' ORDER BY m.bm25, m.k DESC LIMIT :n OFFSET :o"
+    "WHERE captions_fts MATCH :q ORDER BY rowid LIMIT :cand) m JOIN captions c ON c.sort_key = m.k "
+    "JOIN photos p ON p.id = c.photo_id WHERE p.state <> 'missing' ORDER BY m.bm25, m.k LIMIT :n OFFSET :o"
 )
 _PG_NEWEST = (
     f"SELECT {_SELECT}, 0.0 AS rank FROM captions c JOIN photos p ON p.id = c.photo_id "
     "WHERE c.text_tsv @@ to_tsquery('english', :q) AND p.state <> 'missing' "
-    "ORDER BY c.sort_key DESC LIMIT :n OFFSET :o"
+    "ORDER BY c.sort_key LIMIT :n OFFSET :o"
 )
 _PG_RELEVANCE = (
     f"SELECT {_SELECT}, m.rank AS rank FROM (SELECT c.id, c.sort_key, ts_rank(c.text_tsv, q.q) AS rank "
     "FROM captions c, to_tsquery('english', :q) AS q(q) WHERE c.text_tsv @@ q.q "
-    "ORDER BY c.sort_key DESC LIMIT :cand) m JOIN captions c ON c.id = m.id JOIN photos p ON p.id = c.photo_id "
-    "WHERE p.state <> 'missing' ORDER BY m.rank DESC, m.sort_key DESC LIMIT :n OFFSET :o"
+    "ORDER BY c.sort_key LIMIT :cand) m JOIN captions c ON c.id = m.id JOIN photos p ON p.id = c.photo_id "
+    "WHERE p.state <> 'missing' ORDER BY m.rank DESC, m.sort_key LIMIT :n OFFSET :o"
 )
 
 

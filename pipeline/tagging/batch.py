@@ -57,6 +57,7 @@ class Item:
     path: str
     work: str
     image: Image.Image | None = None
+    width: int = 0  # pixels of the upright image (boxes are relative to it)
     faces: list[FaceData] = field(default_factory=list)
     plvm: np.ndarray | None = None  # (P,) P(yes) per enrolled person
 
@@ -138,7 +139,7 @@ def _load_item(session: Session, photo: Photo, settings: Settings, profile: Prof
     from pipeline.recognition.faces import embedding_from_bytes, get_face_model
 
     assert photo.id is not None
-    item = Item(photo_id=photo.id, path=photo.path, work=photo.work)
+    item = Item(photo_id=photo.id, path=photo.path, work=photo.work, width=photo.width or 0)
     rematch = photo.work == "rematch" and photo.width is not None
     stored = (
         session.exec(select(Face).where(col(Face.photo_id) == photo.id).order_by(col(Face.idx))).all()
@@ -156,6 +157,7 @@ def _load_item(session: Session, photo: Photo, settings: Settings, profile: Prof
         item.faces = [_face_from_row(f, embedding_from_bytes(f.embedding)) for f in stored]
         return item
     photo.width, photo.height, photo.taken_at = decoded.width, decoded.height, decoded.taken_at
+    item.width = decoded.width
     session.add(photo)
     session.commit()
     detected = get_face_model().detect(np.asarray(decoded.image))
@@ -177,7 +179,8 @@ def _face_from_row(row: Face, embedding: np.ndarray) -> FaceData:
 
 def _name_faces(item: Item, index: PeopleIndex, settings: Settings) -> None:
     """Fill person_id / match_score / plvm_score of each face (one person at most once)."""
-    from pipeline.recognition.matching import assign_people, person_scores
+    from pipeline.recognition.matching import person_scores
+    from pipeline.recognition.open_set import NamingRule, name_faces
 
     if not item.faces:
         return
@@ -188,12 +191,22 @@ def _name_faces(item: Item, index: PeopleIndex, settings: Settings) -> None:
     if item.plvm is not None and person_ids:
         order = {p.id: i for i, p in enumerate(index.people)}
         plvm_by_person = np.array([item.plvm[order[pid]] for pid in person_ids])
+    rule = NamingRule.from_settings(settings)
+    # The fusion rule's weak-match band sits below the threshold this gallery size needs.
     scores = fused_scores(
-        cos, plvm_by_person, settings.fusion, settings.match_threshold, settings.recognition_threshold
+        cos, plvm_by_person, settings.fusion, rule.threshold(len(person_ids)), settings.recognition_threshold
     )
     fixed = {i: f.user_person_id for i, f in enumerate(item.faces) if f.user_person_id is not None}
     forbidden = [(i, pid) for i, f in enumerate(item.faces) for pid in f.rejected]
-    matches = assign_people(scores, person_ids, settings.match_threshold, fixed=fixed, forbidden=forbidden)
+    matches = name_faces(
+        scores,
+        person_ids,
+        rule,
+        face_widths_px=[f.box[2] * item.width for f in item.faces],
+        det_scores=[f.det_score for f in item.faces],
+        fixed=fixed,
+        forbidden=forbidden,
+    )
     column = {pid: j for j, pid in enumerate(person_ids)}
     for face_idx, (face, match) in enumerate(zip(item.faces, matches, strict=True)):
         face.person_id = match.person_id

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from tests import images
 from tests.conftest import wait_for
 from tests.service.test_end_to_end import _rows, _start_run, _stop_run
 from tests.service.test_recovery import _variants, _worker_processes
+from tests.small_disk import SmallDisk, mount_small_disk
 
 pytestmark = pytest.mark.slow
 
@@ -111,3 +112,39 @@ def test_worker_killed_claims_recovered_without_waiting_for_staleness(tmp_path: 
     for path, attempts, n_captions in per_photo:
         assert n_captions == 1 and attempts <= 2, (path, attempts, n_captions)
     assert recovered_s < 240  # reported by the fault bench; here only: not the 10-minute staleness
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    yield from mount_small_disk(tmp_path / "disk")
+
+
+def test_disk_full_while_running_waits_then_finishes_without_a_restart(
+    tmp_path: Path, data_dir: Path, disk: SmallDisk
+) -> None:
+    """The data directory (database, embedded Redis, logs) on a small tmpfs filled to the last
+    byte while photos arrive: one line says so, nothing is lost or failed, and once space is
+    freed every photo ends done exactly once without restarting `pipeline run`."""
+    data = disk.mountpoint / "data"
+    env = _env()
+    env["PIPELINE_DATA_DIR"] = str(data)
+    album = tmp_path / "album"
+    album.mkdir()
+    run = _start_run(album, env)
+    try:
+        for i, img in enumerate(_variants(2)):
+            images.save_jpeg(img, album / f"a{i}.jpg")
+        wait_for(lambda: _counts(data).get("done", 0) == 2, timeout=120, message="first photos done")
+        disk.fill()
+        for i, img in enumerate(_variants(6, start=10)):
+            images.save_jpeg(img, album / f"b{i}.jpg")
+        time.sleep(8)
+        assert _counts(data).get("done", 0) < 8
+        disk.free()
+        wait_for(lambda: _counts(data) == {"done": 8}, timeout=120, message="every photo done")
+    finally:
+        output = _stop_run(run)
+    assert "storage full" in output and "room again" in output, output
+    assert "Traceback" not in output and "restarted" not in output, output
+    per_photo = _rows(data, "SELECT (SELECT count(*) FROM captions c WHERE c.photo_id = p.id) FROM photos p")
+    assert per_photo == [(1,)] * 8

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from tests import images
 from tests.conftest import PIPELINE, RedisServer, cli, free_port, wait_for
@@ -44,6 +44,7 @@ def test_watch_worker_flower_on_postgres(
     env = {k: v for k, v in os.environ.items() if k.startswith("PIPELINE_")}
     env.update(PIPELINE_DATABASE_URL=postgres_url, PIPELINE_BROKER_URL=redis_server.url)
     cli("db", "upgrade", env=env)
+    cli("db", "readonly-role", "--name", f"reader_{make_url(postgres_url).database}", env=env)  # for `pipeline sql`
     cli("enroll", "--name", "Eileen", str(images.save_jpeg(images.astronaut(), tmp_path / "e.jpg")), env=env)
     cli("enroll", "--name", "Grace", str(images.save_jpeg(images.grace_hopper(), tmp_path / "g.jpg")), env=env)
     album = tmp_path / "album"
@@ -82,6 +83,7 @@ def test_watch_worker_flower_on_postgres(
         found = json.loads(cli("search", "--json", "Eileen Grace", env=env).stdout)
         assert [Path(h["path"]).name for h in found] == ["pair.jpg"]
         assert "read-only" in cli("sql", "DELETE FROM photos", env=env, check=False).stderr
+        assert cli("sql", "--csv", "SELECT count(*) AS n FROM photos", env=env).stdout.split() == ["n", "3"]
 
         # Flower sees the worker's task events and asks for the password.
         wait_for(lambda: _get(f"http://127.0.0.1:{port}/", None)[0] == 401, timeout=30, message="flower up")

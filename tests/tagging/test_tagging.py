@@ -227,7 +227,7 @@ def test_readme_example_queries_run(album: dict[str, Path]) -> None:
     block = re.search(r"```sql\n(.*?)```", (REPO / "README.md").read_text(), re.S).group(1)  # type: ignore[union-attr]
     statements = [s.strip() for s in block.split(";") if s.strip()]
     assert len(statements) == 6
-    results = [run_readonly(settings.db_url, re.sub(r"--.*\n", "", s)) for s in statements]
+    results = [run_readonly(settings, re.sub(r"--.*\n", "", s)) for s in statements]
     assert {Path(r[0]).name for r in results[0].rows} == {"eileen.jpg", "pair.jpg", "trio.jpg"}
     assert {Path(r[0]).name for r in results[1].rows} == {"pair.jpg", "trio.jpg"}
     assert {(r[1], r[2]) for r in results[2].rows} == {("Susan", 3), ("Mike", 2)}
