@@ -71,7 +71,7 @@ def name_face(session: Session, settings: Settings, face_id: int, name: str) -> 
     if find_person(session, name) is None:
         photo = session.get(Photo, face.photo_id)
         assert photo is not None  # faces.photo_id is a foreign key
-        requeued += enroll(session, settings, name, [Path(photo.path)], face=face.idx).requeued_photo_ids
+        requeued += enroll(session, settings, name, [Path(photo.file_path)], face=face.idx).requeued_photo_ids
     requeued += correct_face(session, face_id, name=name)
     return sorted(set(requeued))
 
