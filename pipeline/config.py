@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     confirm_seconds: float = Field(
         0.2, ge=0, description="Enough quiet time for a file closed by its writer whose format looks complete"
     )
+    follow_symlinks: bool = Field(
+        False, description="Follow symlinks that leave the watched folders (links inside them never are)"
+    )
     rescan_interval: float = Field(300.0, description="Full rescan period, seconds (0 = only at start)")
     sweep_interval: float = Field(10.0, description="How often stuck photos are re-sent, seconds")
     resend_after: float = Field(30.0, description="A photo queued this long without a worker is re-sent, seconds")

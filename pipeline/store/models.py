@@ -4,6 +4,7 @@ Embeddings are stored as raw little-endian bytes (float32 for face embeddings, f
 concept tensors); their shapes are in the docstrings and the README.
 """
 
+import os
 from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, MetaData, String, Text, UniqueConstraint
@@ -106,6 +107,8 @@ class Photo(SQLModel, table=True):
     )
     id: int | None = Field(default=None, primary_key=True)
     path: str = Field(sa_column=Column(Text, nullable=False, unique=True))
+    # The file name's raw bytes when they are not UTF-8 (``path`` then shows each such byte as \xNN).
+    path_bytes: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     sha256: str = Field(max_length=64, index=True)
     hash_kind: str = Field(
         default="blake3", sa_column=Column(String(16), nullable=False, server_default="sha256")
@@ -128,6 +131,17 @@ class Photo(SQLModel, table=True):
     queued_at: datetime | None = Field(default_factory=utcnow, sa_column=_ts(nullable=True))
     done_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+    @property
+    def file_path(self) -> str:
+        """The path to open (see :func:`os_path`)."""
+        return os_path(self.path, self.path_bytes)
+
+
+def os_path(path: str, path_bytes: bytes | None) -> str:
+    """The path of a ``photos`` row as the OS wants it: ``path``, or for a name whose bytes are not
+    UTF-8 those bytes decoded the way Python names such files (``os.fsdecode``, surrogate escapes)."""
+    return os.fsdecode(path_bytes) if path_bytes is not None else path
 
 
 class Face(SQLModel, table=True):
