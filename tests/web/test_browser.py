@@ -115,7 +115,7 @@ def test_fix_a_wrong_name_in_the_browser(browser: Browser, tmp_path: Path, data_
         row.get_by_placeholder("this is…").fill("Grace")
         row.locator('button:text("This is")').click()
         page.wait_for_selector(".flash")
-        assert "is Grace" in page.inner_text(".flash")
+        assert "is Grace" in page.inner_text(".flash") and "sent to the workers" in page.inner_text(".flash")
 
         def caption_fixed() -> bool:
             page.reload()
