@@ -8,11 +8,24 @@ from __future__ import annotations
 
 import sys
 
-from pipeline.cli import database, evaluate, models, people, query, running, samples, status, synth, train, web
+from pipeline.cli import (
+    clusters,
+    database,
+    evaluate,
+    models,
+    people,
+    query,
+    running,
+    samples,
+    status,
+    synth,
+    train,
+    web,
+)
 from pipeline.cli.app import app, err
 from pipeline.errors import PipelineError
 
-COMMAND_MODULES = (people, running, status, query, database, samples, models, evaluate, train, synth, web)
+COMMAND_MODULES = (people, clusters, running, status, query, database, samples, models, evaluate, train, synth, web)
 
 
 def main() -> None:
