@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from pipeline.errors import ConfigError
 
 ProfileName = Literal["faces", "plvm", "tiny"]
 
@@ -61,9 +63,14 @@ class _TomlSource(PydanticBaseSettingsSource):
         if path is None:
             return {}
         if not path.is_file():
-            raise FileNotFoundError(f"config file {path} (from PIPELINE_CONFIG) does not exist")
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+            raise ConfigError(f"config file {path} (from PIPELINE_CONFIG) does not exist; fix the path or unset it")
+        try:
+            with path.open("rb") as handle:
+                return tomllib.load(handle)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML ({exc}); fix it") from exc
+        except OSError as exc:
+            raise ConfigError(f"config file {path} cannot be read ({exc.strerror})") from exc
 
 
 class Settings(BaseSettings):
@@ -93,6 +100,9 @@ class Settings(BaseSettings):
     settle_seconds: float = Field(1.0, ge=0, description="A file must keep size and mtime this long")
     confirm_seconds: float = Field(
         0.2, ge=0, description="Enough quiet time for a file closed by its writer whose format looks complete"
+    )
+    follow_symlinks: bool = Field(
+        False, description="Follow symlinks that leave the watched folders (links inside them never are)"
     )
     rescan_interval: float = Field(300.0, description="Full rescan period, seconds (0 = only at start)")
     sweep_interval: float = Field(10.0, description="How often stuck photos are re-sent, seconds")
@@ -222,7 +232,24 @@ class Settings(BaseSettings):
         return data
 
 
+def _invalid_settings_message(exc: ValidationError) -> str:
+    """One line naming each bad value where the user set it (environment variable or config file)."""
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        env_name = f"PIPELINE_{field.upper()}"
+        where = f"{env_name}={os.environ[env_name]!r}" if env_name in os.environ else f"{field} in {_config_file()}"
+        problems.append(f"{where}: {error['msg']}")
+    return "bad setting " + "; ".join(problems) + "; fix or unset it"
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings (cached; call ``get_settings.cache_clear()`` after changing env)."""
-    return Settings()
+    """The process-wide settings (cached; call ``get_settings.cache_clear()`` after changing env).
+
+    Raises :class:`~pipeline.errors.ConfigError` for a bad value or an unreadable config file.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(_invalid_settings_message(exc)) from exc

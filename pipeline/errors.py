@@ -11,3 +11,24 @@ from __future__ import annotations
 
 class PipelineError(Exception):
     """A user-facing problem; ``str(error)`` is the whole message, ready to print."""
+
+
+class ConfigError(PipelineError):
+    """A setting, an environment variable or the TOML config file is wrong or missing."""
+
+
+class DataDirUnusable(PipelineError):
+    """The data directory (or a file in it) cannot be created or written: a file in its place,
+    read-only media, no permission, a full disk."""
+
+
+class DatabaseUnavailable(PipelineError):
+    """The database server cannot be reached, or the database file cannot be opened."""
+
+
+class BrokerUnavailable(PipelineError):
+    """The Redis broker cannot be reached."""
+
+
+class MissingExtra(PipelineError):
+    """An optional dependency (e.g. PyTorch for the plvm and tiny profiles) is not installed."""

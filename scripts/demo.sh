@@ -2,10 +2,10 @@
 # The main job on the embedded default (SQLite + the pipeline's own Redis, CPU, no network):
 #   scripts/demo.sh [FOLDER]
 # With no folder, builds a sample album from public-domain photos shipped in packages and enrolls
-# the two people in it. Ctrl-C stops everything. Data: $PIPELINE_DATA_DIR (default ./.data/demo).
+# the two people in it. The web app is served at http://127.0.0.1:8765. Ctrl-C stops everything. Data: $PIPELINE_DATA_DIR (default ./.data/demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh web
 export PIPELINE_DATA_DIR=${PIPELINE_DATA_DIR:-$PWD/.data/demo}
 P=".venv/bin/pipeline"
 if [ $# -eq 0 ]; then
@@ -18,4 +18,4 @@ if [ $# -eq 0 ]; then
   fi
   set -- "$album"
 fi
-exec $P run "$@"
+exec $P run --web "$@"

@@ -15,9 +15,14 @@ app.add_typer(db_app, name="db")
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
     """Create or upgrade the database schema."""
+    from alembic.util import CommandError
+
     from pipeline.store.db import current_revision, upgrade
 
-    upgrade(settings().db_url, revision)
+    try:
+        upgrade(settings().db_url, revision)
+    except CommandError as exc:  # an unknown or unreachable revision; nothing was changed
+        raise UserError(f"{exc}; `pipeline db current` shows the revisions (give `head` or leave it out)") from exc
     out.print(f"database {settings().db_url} at revision {current_revision()}")
 
 

@@ -200,5 +200,7 @@ def eval_vqa(
         err.print("[yellow]note: the tiny profile has random weights; these figures are meaningless[/]")
     for failure in report["failures"]:
         err.print(f"[yellow]failed:[/] {failure['path']}: {failure['reason']}")
+    for line in report["odd_items"]:
+        err.print(f"[yellow]odd item (scored all the same):[/] {line}")
     if json_out is not None:
         _write_json(json_out, report)

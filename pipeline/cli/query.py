@@ -29,6 +29,8 @@ def sql(
 
     if as_json and as_csv:
         raise typer.BadParameter("choose one of --json and --csv")
+    if not query.strip():
+        raise typer.BadParameter("the query is empty; give one SQL statement, e.g. 'SELECT * FROM photo_people'")
     try:
         result = run_readonly(settings(), query)
     except FileNotFoundError as exc:

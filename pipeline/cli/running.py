@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from pipeline.cli.app import UserError, app, err, out, settings
+from pipeline.errors import BrokerUnavailable
 
 
 @app.command()
@@ -86,13 +87,17 @@ def watch(folders: Annotated[list[Path], typer.Argument(help="Folders to watch")
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def worker(ctx: typer.Context) -> None:
     """Start a Celery worker on the gpu queue with the pipeline's defaults (extra flags pass through)."""
-    from pipeline.broker.client import resolve_broker_url
+    from pipeline.broker.client import broker_reachable, resolve_broker_url
     from pipeline.service.runner import worker_command
 
     s = settings()
     broker = resolve_broker_url(s)
     if broker is None:
         raise UserError("no broker: set PIPELINE_BROKER_URL, or start `pipeline run` which embeds one")
+    if not broker_reachable(broker, timeout=5.0):
+        raise BrokerUnavailable(
+            f"the broker {broker} does not answer; start Redis or fix --broker-url / PIPELINE_BROKER_URL"
+        )
     os.environ["PIPELINE_BROKER_URL"] = broker
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     command = worker_command(f"pipeline-{os.getpid()}@%h", list(ctx.args))
@@ -107,9 +112,11 @@ def flower(ctx: typer.Context, port: Annotated[int, typer.Option("--port")] = 55
     and listens on 127.0.0.1 unless PIPELINE_FLOWER_ADDRESS says otherwise.
     """
     from pipeline.broker.client import resolve_broker_url
+    from pipeline.service.ports import ensure_port_free
     from pipeline.service.runner import flower_command, flower_env
 
     s = settings()
+    ensure_port_free(port, s.flower_address, option="--port")
     broker = resolve_broker_url(s)
     if broker is None:
         raise UserError("no broker: set PIPELINE_BROKER_URL, or start `pipeline run`")

@@ -154,6 +154,11 @@ def train(
                 f"{what}: weighted accuracy {point.weighted_accuracy:.3f} (positives "
                 f"{point.positive_accuracy:.3f}, negatives {point.negative_accuracy:.3f}, AUC {point.auc:.3f})"
             )
+    skipped = result.split.get("skipped_images", [])
+    for line in skipped:
+        err.print(f"[yellow]skipped:[/] {line}")
+    if skipped:
+        err.print(f"[yellow]{len(skipped)} unreadable training image(s) skipped (listed above)[/]")
     out.print(f"checkpoint: {result.checkpoint} (check it with `pipeline models verify-aligner {result.checkpoint}`)")
     out.print(f"training state: {result.state} (continue with --resume)")
     if report is not None:

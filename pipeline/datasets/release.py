@@ -1,10 +1,16 @@
 """The PLVM release's evaluation data: recognition folders and multiple-choice questions.
 
-Recognition: one folder per identity, ``NAME/ref_img.png`` plus ``NAME/query_img*.{png,jpg,...}``.
-For each identity its own queries are positives and every other identity's queries are negatives.
+Recognition: one folder per identity, ``NAME/ref_img.png`` plus ``NAME/query_img*.{png,jpg,...}``,
+or the Yo'LLaVA layout of the same release, ``NAME/ref_img.png`` plus numbered queries ``NAME/0.png``
+... ``NAME/9.png``. An identity may have several references (``ref_img.png``, ``ref_img0.png``, ...);
+all are used. For each identity its own queries are positives and every other identity's queries
+are negatives.
 
 Questions: a JSON list of ``{ref_img, query_img (absent for text-only), question (with <sks>),
-multiple_choice {"A": ..., "B": ...}, correct_answer}``, paths relative to a root folder.
+multiple_choice {"A": ..., "B": ...}, correct_answer}``, paths relative to a root folder. Some of the
+release's items have ``<sks>`` only in the options (``"<sks>"``, ``"the person next to <sks>"``) or
+nowhere; they are loaded as they are (the concept is still the item's reference) and listed by
+:func:`odd_items`.
 
 Both loaders only read directory listings and JSON; no image is decoded here.
 """
@@ -23,16 +29,23 @@ from pipeline.errors import PipelineError
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".webp"})
 REFERENCE_STEM = "ref_img"
 QUERY_PREFIX = "query_img"
+_REFERENCE = re.compile(rf"{REFERENCE_STEM}\d*")  # ref_img, ref_img0, ref_img1, ...
 CONCEPT_PLACEHOLDER = "<sks>"
 
 
 @dataclass
 class Identity:
-    """One person: the folder name, its single reference image and its query images (sorted)."""
+    """One person: the folder name, its reference images (``ref_img`` first, then ``ref_img0``, ...)
+    and its query images (sorted naturally)."""
 
     name: str
-    reference: Path
+    references: list[Path]
     queries: list[Path]
+
+    @property
+    def reference(self) -> Path:
+        """The first reference image (``ref_img.*`` when present)."""
+        return self.references[0]
 
 
 @dataclass
@@ -40,7 +53,7 @@ class IdentityDataset:
     """A loaded recognition folder.
 
     ``identities`` is sorted by name. ``problems`` holds one readable line per identity folder that
-    could not be used (no reference, several references, no queries); such folders are left out of
+    could not be used (no reference, no queries); such folders are left out of
     ``identities`` but never silently. ``ignored`` lists files and folders that are not part of the
     format (notes, hidden files, sub-folders) and were skipped.
     """
@@ -80,22 +93,20 @@ def _load_identity(folder: Path, problems: list[str], ignored: list[Path]) -> Id
     queries: list[Path] = []
     for entry in sorted(folder.iterdir(), key=_natural_key):
         stem = entry.stem.lower()
-        if _is_image(entry) and stem == REFERENCE_STEM:
+        if _is_image(entry) and _REFERENCE.fullmatch(stem):
             references.append(entry)
-        elif _is_image(entry) and stem.startswith(QUERY_PREFIX):
+        elif _is_image(entry) and (stem.startswith(QUERY_PREFIX) or stem.isdigit()):
             queries.append(entry)
         else:
             ignored.append(entry)
+    references.sort(key=lambda path: (path.stem.lower() != REFERENCE_STEM, _natural_key(path)))  # ref_img first
     if not references:
         problems.append(f"{folder.name}: no reference image ({REFERENCE_STEM}.png/.jpg/.jpeg/.webp)")
-    elif len(references) > 1:
-        names = ", ".join(path.name for path in references)
-        problems.append(f"{folder.name}: {len(references)} reference images ({names}); keep one")
     if not queries:
-        problems.append(f"{folder.name}: no query images ({QUERY_PREFIX}*)")
-    if len(references) != 1 or not queries:
+        problems.append(f"{folder.name}: no query images ({QUERY_PREFIX}* or 0.png, 1.png, ...)")
+    if not references or not queries:
         return None
-    return Identity(name=folder.name, reference=references[0], queries=queries)
+    return Identity(name=folder.name, references=references, queries=queries)
 
 
 def load_identity_folders(root: Path) -> IdentityDataset:
@@ -161,6 +172,23 @@ class VqaItem:
         """True when the question comes without a query image."""
         return self.query is None
 
+    @property
+    def placeholder_in(self) -> str:
+        """Where ``<sks>`` occurs: "question", "options" (only there) or "nowhere"."""
+        if CONCEPT_PLACEHOLDER in self.question:
+            return "question"
+        return "options" if any(CONCEPT_PLACEHOLDER in text for text in self.choices.values()) else "nowhere"
+
+
+def odd_items(items: list[VqaItem]) -> list[str]:
+    """One line per item whose question does not contain ``<sks>`` (loaded and scored all the same)."""
+    where = {"options": "only in the options", "nowhere": "nowhere"}
+    return [
+        f"item {item.index}: {CONCEPT_PLACEHOLDER} {where[item.placeholder_in]} ({item.question!r})"
+        for item in items
+        if item.placeholder_in != "question"
+    ]
+
 
 class VqaFormatError(PipelineError, ValueError):
     """The question JSON does not follow the release's format; the message names each bad item."""
@@ -199,8 +227,8 @@ def _parse_item(index: int, raw: Any, root: Path, check_files: bool) -> VqaItem:
     if missing:
         raise ValueError(f"missing key(s) {missing}")
     question = raw["question"]
-    if not isinstance(question, str) or CONCEPT_PLACEHOLDER not in question:
-        raise ValueError(f"question must be a string containing {CONCEPT_PLACEHOLDER}, got {question!r}")
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError(f"question must be a non-empty string, got {question!r}")
     options = raw["multiple_choice"]
     if not isinstance(options, dict) or len(options) < 2:
         raise ValueError(f"multiple_choice must be an object with at least 2 options, got {options!r}")
@@ -223,7 +251,8 @@ def load_vqa_items(json_path: Path, root: Path | None = None, *, check_files: bo
         check_files: also require every referenced image to exist.
 
     Returns:
-        One :class:`VqaItem` per JSON item, in file order, answers normalised to option keys.
+        One :class:`VqaItem` per JSON item, in file order, answers normalised to option keys. Items
+        without ``<sks>`` in the question are kept (see :func:`odd_items`).
 
     Raises:
         FileNotFoundError: ``json_path`` does not exist.

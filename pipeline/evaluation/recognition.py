@@ -136,6 +136,22 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=not enabled, leave=False)
 
 
+def _references(
+    identity: Identity, settings: Settings, root: Path, run: RecognitionRun
+) -> list[tuple[Path, Image.Image]]:
+    """(path, image) of the identity's decodable reference images (every ``ref_img*``); each failure
+    is listed in ``run.failures``."""
+    images = []
+    for path in identity.references:
+        image, reason = decode_image(path, settings)
+        if image is None:
+            left = "identity not evaluated" if len(identity.references) == 1 else "the other references are used"
+            run.failures.append(Failure(_rel(path, root), f"reference cannot be decoded ({reason}); {left}"))
+        else:
+            images.append((path, image))
+    return images
+
+
 def _queries(dataset: IdentityDataset) -> Iterator[tuple[Identity, Path]]:
     for owner in dataset.identities:
         for query in owner.queries:
@@ -153,37 +169,45 @@ def _score_faces(settings: Settings, dataset: IdentityDataset, progress: bool) -
     model, root = get_face_model(), dataset.root
     run = RecognitionRun("faces", [], threshold=settings.match_threshold, model_version=model.version)
     names: list[str] = []
-    refs: list[np.ndarray | None] = []  # (128,) or None when the reference has no face
+    refs: list[np.ndarray | None] = []  # (128,) or None when no reference of the identity has a face
+    owners: list[int] = []  # identity index of each reference embedding
     bar = _progress(len(dataset.identities) + dataset.n_queries, "faces: detect + embed", progress)
     with bar:
         for identity in dataset.identities:
-            image, reason = decode_image(identity.reference, settings)
+            images = _references(identity, settings, root, run)
             bar.update()
-            where = _rel(identity.reference, root)
-            if image is None:
-                run.failures.append(Failure(where, f"reference cannot be decoded ({reason}); identity not evaluated"))
+            if not images:
                 continue
-            faces = get_face_model().detect(np.asarray(image))
             names.append(identity.name)
-            chosen = dominant_face(faces)
-            if chosen is None:
+            found = 0
+            for path, ref_image in images:
+                where = _rel(path, root)
+                faces = get_face_model().detect(np.asarray(ref_image))
+                chosen = dominant_face(faces)
+                if chosen is None:
+                    what = (
+                        "no face" if not faces else f"{len(faces)} faces of similar size (`pipeline enroll` would ask)"
+                    )
+                    run.failures.append(Failure(where, f"{what} in the reference; not used for {identity.name}"))
+                    continue
+                if len(faces) > 1:
+                    run.notes.append(f"{where}: {len(faces)} faces in the reference; the dominant one was used")
+                refs.append(chosen.embedding)
+                owners.append(len(names) - 1)
+                found += 1
+            if not found:
                 refs.append(None)
-                what = "no face" if not faces else f"{len(faces)} faces of similar size (`pipeline enroll` would ask)"
+                owners.append(len(names) - 1)
                 run.failures.append(
                     Failure(
-                        where,
-                        f"{what} in the reference; every query scored 'no' "
-                        f"(score {NO_FACE_SCORE:g}) for {identity.name}",
+                        identity.name, f"no usable reference face; every query scored 'no' (score {NO_FACE_SCORE:g})"
                     )
                 )
-                continue
-            if len(faces) > 1:
-                run.notes.append(f"{where}: {len(faces)} faces in the reference; the dominant one was used")
-            refs.append(chosen.embedding)
         if not names:
             raise EvaluationError("no reference image could be decoded; nothing to evaluate")
-        ref_matrix = np.stack([r if r is not None else np.zeros(EMBEDDING_SIZE, np.float32) for r in refs])
-        has_ref = np.array([r is not None for r in refs])  # (N,)
+        ref_matrix = np.stack([r if r is not None else np.zeros(EMBEDDING_SIZE, np.float32) for r in refs])  # (R, 128)
+        owner_of = np.array(owners)  # (R,)
+        has_ref = np.array([any(refs[j] is not None for j in np.flatnonzero(owner_of == i)) for i in range(len(names))])
         n_faceless = 0
         for owner, query in _queries(dataset):
             image, reason = decode_image(query, settings)
@@ -194,8 +218,9 @@ def _score_faces(settings: Settings, dataset: IdentityDataset, progress: bool) -
                 continue
             faces = get_face_model().detect(np.asarray(image))
             if faces:
-                cosines = cosine_matrix(np.stack([f.embedding for f in faces]), ref_matrix)  # (F, N)
-                scores = np.where(has_ref, cosines.max(axis=0), NO_FACE_SCORE)  # (N,)
+                cosines = cosine_matrix(np.stack([f.embedding for f in faces]), ref_matrix).max(axis=0)  # (R,)
+                best = np.array([cosines[owner_of == i].max() for i in range(len(names))])  # (N,)
+                scores = np.where(has_ref, best, NO_FACE_SCORE)  # (N,)
             else:
                 scores = np.full(len(names), NO_FACE_SCORE)
                 n_faceless += 1
@@ -210,7 +235,8 @@ def _score_faces(settings: Settings, dataset: IdentityDataset, progress: bool) -
             "for every identity it is compared with, so it counts as a miss for its owner"
         )
     run.notes.append(
-        "faces profile: score = highest cosine between any face in the query and the identity's reference face"
+        "faces profile: score = highest cosine between any face in the query and any of the identity's "
+        "reference faces (every ref_img*)"
     )
     return run
 
@@ -239,17 +265,13 @@ def _score_plvm(
     bar = _progress(len(dataset.identities) + dataset.n_queries, f"{settings.profile}: recognition", progress)
     with bar:
         for identity in dataset.identities:
-            image, reason = decode_image(identity.reference, settings)
+            images = _references(identity, settings, root, run)
             bar.update()
-            if image is None:
-                run.failures.append(
-                    Failure(
-                        _rel(identity.reference, root),
-                        f"reference cannot be decoded ({reason}); identity not evaluated",
-                    )
-                )
+            if not images:
                 continue
-            people.append(Person(CONCEPT_NAME.format(index=len(people)), engine.encode_references([image])))
+            people.append(
+                Person(CONCEPT_NAME.format(index=len(people)), engine.encode_references([im for _, im in images]))
+            )
             names.append(identity.name)
         if not people:
             raise EvaluationError("no reference image could be decoded; nothing to evaluate")
@@ -279,7 +301,8 @@ def _score_plvm(
             flush()
     run.notes.append(
         f"{settings.profile} profile: score = P(yes) / (P(yes) + P(no)) for 'Is <identity> in this "
-        "photo?', the identity's concept encoded from its reference image"
+        "photo?', the identity's concept encoded from its reference images (every ref_img*; the Aligner's "
+        "outputs averaged)"
     )
     if getattr(engine, "random_weights", False):
         run.notes.append("random weights (tiny test bundle): these figures are meaningless")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Settings
-from pipeline.datasets.release import VqaItem, load_vqa_items
+from pipeline.datasets.release import VqaItem, load_vqa_items, odd_items
 from pipeline.evaluation.metrics import Failure, VqaResult, vqa_report
 from pipeline.evaluation.recognition import EvaluationError, decode_image, model_version_of
 
@@ -81,9 +81,10 @@ def evaluate_vqa(
     Returns:
         :func:`~pipeline.evaluation.metrics.vqa_report`'s dict (``accuracy``, ``visual_accuracy``,
         ``text_accuracy``, counts, ``failures``) plus ``scoring_rule``, ``profile``,
-        ``model_version``, ``random_weights`` and ``items``: per item ``index``, ``text_only``,
-        ``correct``, ``predicted`` (None when an image could not be decoded) and ``loglik``
-        (option key -> summed log-probability; null where it is -inf).
+        ``model_version``, ``random_weights``, ``odd_items`` (one line per item whose question has
+        no ``<sks>``; scored like the others, the concept still from its ``ref_img``) and ``items``:
+        per item ``index``, ``text_only``, ``correct``, ``predicted`` (None when an image could not be
+        decoded) and ``loglik`` (option key -> summed log-probability; null where it is -inf).
 
     Raises:
         EvaluationError: faces profile, or no items in the file.
@@ -123,6 +124,7 @@ def evaluate_vqa(
         profile=settings.profile,
         model_version=model_version_of(engine, f"{settings.profile}:unsaved-aligner"),
         random_weights=bool(getattr(engine, "random_weights", False)),
+        odd_items=odd_items(items),
         items=rows,
     )
     return report

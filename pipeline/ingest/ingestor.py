@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from pipeline.config import Settings
 from pipeline.ingest.watcher import FolderWatcher
 from pipeline.photos.files import CONTENT_HASH, content_hash, sha256_file
+from pipeline.photos.path_text import path_text
 from pipeline.store.models import Photo, utcnow
 
 log = logging.getLogger(__name__)
@@ -117,8 +118,9 @@ class Ingestor:
             stat = os.stat(key)
         except FileNotFoundError:
             return None
+        text, raw = path_text(key)  # a name that is not UTF-8 is stored escaped + as bytes
         with self._session() as session:
-            row = session.exec(select(Photo).where(Photo.path == key)).first()
+            row = session.exec(select(Photo).where(Photo.path == text)).first()
             if row is not None and row.size == stat.st_size and row.mtime == stat.st_mtime and row.state != "missing":
                 if row.hash_kind != CONTENT_HASH:  # unchanged since the upgrade: adopt the current hash once
                     row.sha256, row.hash_kind = content_hash(Path(key)), CONTENT_HASH
@@ -145,15 +147,15 @@ class Ingestor:
             digest = content_hash(Path(key))
             moved = self._moved_from(session, digest, Path(key))
             if moved is not None:
-                log.info("moved: %s -> %s", moved.path, key)
-                moved.path, moved.size, moved.mtime = key, stat.st_size, stat.st_mtime
+                log.info("moved: %s -> %s", moved.path, text)
+                moved.path, moved.path_bytes, moved.size, moved.mtime = text, raw, stat.st_size, stat.st_mtime
                 moved.sha256, moved.hash_kind = digest, CONTENT_HASH
                 if moved.state == "missing":
                     moved.state = _restored_state(moved)
                 session.add(moved)
                 session.commit()
                 return self._queue_if_needed(moved)
-            photo = Photo(path=key, sha256=digest, size=stat.st_size, mtime=stat.st_mtime, state="queued")
+            photo = Photo(path=text, path_bytes=raw, sha256=digest, size=stat.st_size, mtime=stat.st_mtime)
             session.add(photo)
             try:
                 session.commit()
@@ -181,7 +183,7 @@ class Ingestor:
     def _vanished(session: Session, digest: str, kind: str) -> Photo | None:
         query = select(Photo).where(col(Photo.sha256) == digest, col(Photo.hash_kind) == kind).order_by(col(Photo.id))
         for candidate in session.exec(query).all():
-            if not os.path.exists(candidate.path):
+            if not os.path.exists(candidate.file_path):
                 return candidate
         return None
 
@@ -204,24 +206,25 @@ class Ingestor:
         key = norm_path(path)
         if os.path.exists(key):
             return
+        text = path_text(key)[0]
         with self._session() as session:
-            row = session.exec(select(Photo).where(Photo.path == key)).first()
+            row = session.exec(select(Photo).where(Photo.path == text)).first()
             if row is not None and row.state != "missing":
                 row.state = "missing"
                 session.add(row)
                 session.commit()
-                log.info("missing: %s", key)
+                log.info("missing: %s", text)
 
     def rescan_done(self, root: Path, seen: set[Path]) -> int:
         """After a full walk of ``root``: photos under it that no longer exist become missing."""
         self._legacy = None  # the walk converted what it could; ask again
-        prefix = norm_path(root).rstrip(os.sep) + os.sep
-        seen_keys = {norm_path(p) for p in seen}
+        prefix = path_text(norm_path(root).rstrip(os.sep) + os.sep)[0]
+        seen_keys = {path_text(norm_path(p))[0] for p in seen}
         marked = 0
         with self._session() as session:
             rows = session.exec(select(Photo).where(Photo.path.startswith(prefix), Photo.state != "missing")).all()
             for row in rows:
-                if row.path not in seen_keys and not os.path.exists(row.path):
+                if row.path not in seen_keys and not os.path.exists(row.file_path):
                     row.state = "missing"
                     session.add(row)
                     marked += 1
@@ -241,4 +244,5 @@ def make_watcher(folders: list[Path], ingestor: Ingestor, settings: Settings) ->
         settle_seconds=settings.settle_seconds,
         confirm_seconds=settings.confirm_seconds,
         rescan_interval=settings.rescan_interval,
+        follow_symlinks=settings.follow_symlinks,
     )

@@ -6,6 +6,7 @@ from sqlalchemy import ColumnElement, update
 from sqlmodel import Session, col, select
 
 from pipeline.errors import PipelineError
+from pipeline.photos.path_text import path_text
 from pipeline.store.models import Photo, utcnow
 
 
@@ -23,7 +24,8 @@ def retry_photos(session: Session, photo_id: int | None = None, path: str | None
     if photo_id is not None:
         where, what = col(Photo.id) == photo_id, f"photo {photo_id}"
     elif path is not None:
-        where, what = col(Photo.path) == path, repr(path)
+        text = path_text(path)[0]
+        where, what = col(Photo.path) == text, repr(text)
     else:
         where, what = col(Photo.state) == "failed", "failed photos (there are none)"
     ids = [pid for pid in session.exec(select(col(Photo.id)).where(where)).all() if pid is not None]

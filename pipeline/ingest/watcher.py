@@ -59,6 +59,7 @@ from watchdog.observers.polling import PollingObserverVFS
 
 from pipeline.errors import PipelineError
 from pipeline.ingest.complete import looks_complete
+from pipeline.ingest.links import LinkPolicy
 from pipeline.photos.files import IMAGE_SUFFIXES, is_candidate, is_ignored_name
 
 logger = logging.getLogger(__name__)
@@ -155,8 +156,12 @@ class FolderWatcher:
         settle_seconds: float = 1.0,
         confirm_seconds: float = 0.2,
         rescan_interval: float = 300.0,
+        follow_symlinks: bool = False,
     ) -> None:
         """Configure only; :meth:`start` does the work. Times are in seconds.
+
+        ``follow_symlinks``: follow links that leave the watched folders (links inside them never
+        are; :mod:`pipeline.ingest.links`). Each link not followed is logged once as a warning.
 
         ``polling``: use watchdog's polling observer, a snapshot every ``poll_interval`` (network
         shares, Docker Desktop); otherwise the native observer, falling back to polling when the
@@ -188,6 +193,7 @@ class FolderWatcher:
         self._settle = settle_seconds
         self._confirm = min(confirm_seconds, settle_seconds)
         self._rescan_interval = rescan_interval
+        self.links = LinkPolicy(self.folders, follow_symlinks)
 
         self._inbox: queue.Queue[Any] = queue.Queue()
         self._calls: queue.Queue[Any] = queue.Queue()
@@ -296,7 +302,7 @@ class FolderWatcher:
                     seen.add(path)
                     self._inbox.put(_Item("seen", path, sig=sig))
 
-                complete = _walk(folder, found, self._stopping.is_set)
+                complete = _walk(folder, found, self._stopping.is_set, self.links)
                 if self._stopping.is_set():
                     return
                 if complete:
@@ -382,7 +388,7 @@ class FolderWatcher:
             if request is None:
                 return
             try:
-                _walk(request, lambda p, s: self._inbox.put(_Item("seen", p, sig=s)), self._stopping.is_set)
+                _walk(request, lambda p, s: self._inbox.put(_Item("seen", p, sig=s)), self._stopping.is_set, self.links)
             except Exception:
                 logger.exception("walking %s failed", request)
 
@@ -478,7 +484,12 @@ class FolderWatcher:
 
     def _check(self, path: Path, entry: _Pending, now: float) -> None:
         try:
-            st = os.stat(path)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                if not self.links.allows(str(path)):
+                    del self._pending[path]
+                    return
+                st = os.stat(path)
         except OSError:
             del self._pending[path]  # vanished; its delete event (or the next rescan) reports it
             return
@@ -558,10 +569,11 @@ def _dispose(observer: BaseObserver) -> None:
         observer.join()
 
 
-def _walk(start: Path, found: Callable[[Path, _Sig], None], should_stop: Callable[[], bool]) -> bool:
+def _walk(start: Path, found: Callable[[Path, _Sig], None], should_stop: Callable[[], bool], links: LinkPolicy) -> bool:
     """Depth-first walk of ``start`` with ``os.scandir``; calls ``found(path, (size, mtime_ns))``
     for every file with an image suffix. Skips ignored names (and never descends into them),
-    follows directory symlinks but walks each directory (st_dev, st_ino) once (no loops).
+    follows a symlink only when ``links`` allows it, and walks each directory (st_dev, st_ino)
+    once (no loops).
 
     Returns False when the walk is not trustworthy as a full listing: ``start`` is missing, a
     directory could not be listed for a reason other than permissions (I/O error, stale network
@@ -598,6 +610,8 @@ def _walk(start: Path, found: Callable[[Path, _Sig], None], should_stop: Callabl
             if is_ignored_name(entry.name):
                 continue
             try:
+                if entry.is_symlink() and not links.allows(entry.path):
+                    continue
                 if entry.is_dir():
                     st = entry.stat()
                     key = (st.st_dev, st.st_ino)

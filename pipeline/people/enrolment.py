@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from pipeline.config import Settings
 from pipeline.people.changes import requeue_affected
 from pipeline.people.registry import PeopleError, clean_name, find_or_create_person, record_event
+from pipeline.photos.path_text import path_text
 from pipeline.store.models import Concept, Person, Reference, utcnow
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ def enroll(
                 person_id=person.id,
                 sha256=digest,
                 stored_path=str(stored),
-                original_path=str(path.resolve()),
+                original_path=path_text(path.resolve())[0],  # any bytes in the name, shown escaped
                 x=x,
                 y=y,
                 w=w,

@@ -84,7 +84,7 @@ CONTENT_HASH: HashKind = "blake3"
 
 BLAKE3 because the hash is a photo's identity: change detection (same path, new bytes) and moves
 and duplicates (same bytes, new path) need a hash nobody can collide on purpose, and BLAKE3 is a
-cryptographic hash that runs 3-4x faster than SHA-256 on one core here (bench/bench_ingest.py).
+cryptographic hash that ran 1.6-4x faster than SHA-256 on one core here (bench/bench_ingest.py).
 Rows written before revision 0007 keep their SHA-256 (``hash_kind = 'sha256'``)."""
 
 

@@ -4,6 +4,7 @@ Embeddings are stored as raw little-endian bytes (float32 for face embeddings, f
 concept tensors); their shapes are in the docstrings and the README.
 """
 
+import os
 from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, MetaData, String, Text, UniqueConstraint
@@ -132,6 +133,8 @@ class Photo(SQLModel, table=True):
     )
     id: int | None = Field(default=None, primary_key=True)
     path: str = Field(sa_column=Column(Text, nullable=False, unique=True))
+    # The file name's raw bytes when they are not UTF-8 (``path`` then shows each such byte as \xNN).
+    path_bytes: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     sha256: str = Field(max_length=64, index=True)
     hash_kind: str = Field(
         default="blake3", sa_column=Column(String(16), nullable=False, server_default="sha256")
@@ -155,6 +158,17 @@ class Photo(SQLModel, table=True):
     done_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
+    @property
+    def file_path(self) -> str:
+        """The path to open (see :func:`os_path`)."""
+        return os_path(self.path, self.path_bytes)
+
+
+def os_path(path: str, path_bytes: bytes | None) -> str:
+    """The path of a ``photos`` row as the OS wants it: ``path``, or for a name whose bytes are not
+    UTF-8 those bytes decoded the way Python names such files (``os.fsdecode``, surrogate escapes)."""
+    return os.fsdecode(path_bytes) if path_bytes is not None else path
+
 
 class Face(SQLModel, table=True):
     """A detected face. Box is relative to the (EXIF-rotated) image: x, y, w, h in [0, 1].
@@ -162,13 +176,15 @@ class Face(SQLModel, table=True):
     ``embedding``: SFace 128 float32 bytes. ``match_score``: cosine to the named person's best
     reference. ``plvm_score``: PLVM P(yes) for the named person (plvm profile). ``user_set``: the
     name was set by a user and outranks the model. ``rejected_person_ids``: comma list of people a
-    user said this face is not.
+    user said this face is not. ``photo_time``: set by database triggers (migration 0008), never by
+    the code: the photo's time in seconds since the epoch (``taken_at``, else ``mtime``), NULL while
+    the photo is missing; a person's photos newest first are a walk of one index.
     """
 
     __tablename__ = "faces"
     __table_args__ = (
         UniqueConstraint("photo_id", "idx"),
-        Index("ix_faces_person_id_photo_id", "person_id", "photo_id"),  # a person's photos, index-only
+        Index("ix_faces_person_id_photo_time", "person_id", "photo_time", "photo_id"),  # a person's photos by time
     )
     id: int | None = Field(default=None, primary_key=True)
     photo_id: int = Field(foreign_key="photos.id", index=True)
@@ -184,6 +200,7 @@ class Face(SQLModel, table=True):
     plvm_score: float | None = None
     user_set: bool = False
     rejected_person_ids: str | None = Field(default=None, max_length=1000)
+    photo_time: float | None = None
     cluster_id: int | None = Field(default=None, index=True)  # clusters.id of an unknown face
 
 

@@ -29,7 +29,7 @@ from pipeline.errors import PipelineError
 
 Order = Literal["newest", "relevance"]
 ORDERS: tuple[Order, ...] = ("newest", "relevance")
-RELEVANCE_CANDIDATES = 1_000
+RELEVANCE_CANDIDATES = 300
 MAX_LIMIT = 1_000
 
 _TERM = re.compile(r"(\w+)(\*?)", re.UNICODE)

@@ -123,11 +123,16 @@ def claim(session: Session, photo_id: int, task_id: str, settings: Settings) -> 
     return before, redelivered
 
 
+def _text(message: str) -> str:
+    """``message`` storable as text: a file name's undecodable bytes (surrogate escapes) as ``\\udcNN``."""
+    return message.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _finish_failed(session: Session, photo: Photo, task_id: str, reason: str) -> None:
     session.execute(
         update(Photo)
         .where(col(Photo.id) == photo.id, col(Photo.claimed_by) == task_id)
-        .values(state="failed", error=reason[:2000], done_at=utcnow(), claimed_by=None, claimed_owner=None)
+        .values(state="failed", error=_text(reason)[:2000], done_at=utcnow(), claimed_by=None, claimed_owner=None)
     )
     session.commit()
     log.warning("photo %s failed: %s", photo.path, reason)
@@ -149,9 +154,9 @@ def _load_item(session: Session, photo: Photo, settings: Settings, profile: Prof
     if rematch and not wants_pixels:
         item.faces = [_face_from_row(f, embedding_from_bytes(f.embedding)) for f in stored]
         return item
-    if not os.path.exists(photo.path):
+    if not os.path.exists(photo.file_path):  # the exact name, also when its bytes are not UTF-8
         raise FileNotFoundError(photo.path)
-    decoded = decode_photo(Path(photo.path), settings.max_image_pixels)  # PhotoError: readable reason
+    decoded = decode_photo(Path(photo.file_path), settings.max_image_pixels)  # PhotoError: readable reason
     item.image = decoded.image
     if rematch:
         item.faces = [_face_from_row(f, embedding_from_bytes(f.embedding)) for f in stored]

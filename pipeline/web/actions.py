@@ -33,10 +33,10 @@ async def verify_csrf(request: Request) -> None:
 router = APIRouter(dependencies=[Depends(verify_csrf)])
 
 
-def _done(target: str, message: str, requeued: list[int]) -> Response:
-    if requeued:
-        message += f"; {len(requeued)} photo(s) will be re-tagged (captions follow in a few seconds)"
-    return set_flash(RedirectResponse(target, status_code=303), message)
+def _done(target: str, message: str, applied: changes.Applied) -> Response:
+    """Redirect to ``target`` (POST-redirect-GET) with ``message`` and what happens next."""
+    summary = applied.summary()
+    return set_flash(RedirectResponse(target, status_code=303), f"{message}; {summary}" if summary else message)
 
 
 @router.post("/people/{person_id}/rename")
@@ -44,8 +44,8 @@ def rename(request: Request, person_id: int, name: str = Form(..., max_length=10
     from pipeline.people.changes import rename as do_rename
 
     settings = request.app.state.settings
-    ids = changes.apply(settings, lambda s: do_rename(s, changes.person_name(s, person_id), name))
-    return _done(f"/people/{person_id}", f"renamed to {' '.join(name.split())}", ids)
+    applied = changes.apply(settings, lambda s: do_rename(s, changes.person_name(s, person_id), name))
+    return _done(f"/people/{person_id}", f"renamed to {' '.join(name.split())}", applied)
 
 
 @router.post("/people/{person_id}/merge")
@@ -60,8 +60,8 @@ def merge(request: Request, person_id: int, into: str = Form(..., max_length=10_
         target.append(get_person(session, into).id or 0)
         return do_merge(session, changes.person_name(session, person_id), into)
 
-    ids = changes.apply(settings, change)
-    return _done(f"/people/{target[0]}", f"merged into {' '.join(into.split())}", ids)
+    applied = changes.apply(settings, change)
+    return _done(f"/people/{target[0]}", f"merged into {' '.join(into.split())}", applied)
 
 
 @router.post("/people/{person_id}/forget")
@@ -75,8 +75,8 @@ def forget(request: Request, person_id: int) -> Response:
         names.append(changes.person_name(session, person_id))
         return do_forget(session, names[0])
 
-    ids = changes.apply(settings, change)
-    return _done("/people", f"forgot {names[0]}", ids)
+    applied = changes.apply(settings, change)
+    return _done("/people", f"forgot {names[0]}", applied)
 
 
 @router.post("/faces/{face_id}/name")
@@ -84,8 +84,8 @@ def name_face(
     request: Request, face_id: int, name: str = Form(..., max_length=10_000), back: str = Form("")
 ) -> Response:
     settings = request.app.state.settings
-    ids = changes.apply(settings, lambda s: changes.name_face(s, settings, face_id, name))
-    return _done(_local(back, "/unknown"), f"face {face_id} is {' '.join(name.split())}", ids)
+    applied = changes.apply(settings, lambda s: changes.name_face(s, settings, face_id, name))
+    return _done(_local(back, "/unknown"), f"face {face_id} is {' '.join(name.split())}", applied)
 
 
 @router.post("/faces/name")
@@ -103,30 +103,30 @@ async def name_faces(request: Request) -> Response:
     def change(session: Session) -> list[int]:
         return sorted({pid for fid in face_ids for pid in changes.name_face(session, settings, int(fid), name)})
 
-    ids = changes.apply(settings, change)
-    return _done("/unknown", f"{len(face_ids)} face(s) named {' '.join(name.split())}", ids)
+    applied = changes.apply(settings, change)
+    return _done("/unknown", f"{len(face_ids)} face(s) named {' '.join(name.split())}", applied)
 
 
 @router.post("/faces/{face_id}/not")
 def face_not(
     request: Request, face_id: int, name: str = Form(..., max_length=10_000), back: str = Form("")
 ) -> Response:
-    ids = changes.apply(request.app.state.settings, lambda s: changes.face_not(s, face_id, name))
-    return _done(_local(back, "/unknown"), f"face {face_id} is not {name}", ids)
+    applied = changes.apply(request.app.state.settings, lambda s: changes.face_not(s, face_id, name))
+    return _done(_local(back, "/unknown"), f"face {face_id} is not {name}", applied)
 
 
 @router.post("/faces/{face_id}/unknown")
 def face_unknown(request: Request, face_id: int, back: str = Form("")) -> Response:
-    ids = changes.apply(request.app.state.settings, lambda s: changes.face_unknown(s, face_id))
-    return _done(_local(back, "/unknown"), f"face {face_id} is marked unknown", ids)
+    applied = changes.apply(request.app.state.settings, lambda s: changes.face_unknown(s, face_id))
+    return _done(_local(back, "/unknown"), f"face {face_id} is marked unknown", applied)
 
 
 @router.post("/photos/retry")
 def retry(request: Request, photo_id: int | None = Form(None)) -> Response:
     from pipeline.ingest.retry import retry_photos
 
-    ids = changes.apply(request.app.state.settings, lambda s: retry_photos(s, photo_id=photo_id))
-    return _done("/status", f"{len(ids)} photo(s) queued again", [])
+    applied = changes.apply(request.app.state.settings, lambda s: retry_photos(s, photo_id=photo_id))
+    return _done("/status", "queued again", applied)
 
 
 def _local(back: str, default: str) -> str:

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pipeline.config import Settings
@@ -25,16 +26,18 @@ HERE = Path(__file__).resolve().parent
 def create_app(settings: Settings) -> FastAPI:
     """Build the app for ``settings`` (migrates the database first; opens no socket).
 
+    Pages read through ``pipeline sql``'s read-only engine (:func:`read_engine`).
+
     ``app.state``: ``settings``, ``read_engine`` (read-only connection for every page),
     ``templates`` and ``thumbnail_dir`` (``<data_dir>/thumbnails``).
     """
-    from pipeline.store.db import ensure_schema, get_engine
+    from pipeline.store.db import ensure_schema
     from pipeline.web import actions, media, pages
 
     ensure_schema(settings.db_url)
     app = FastAPI(title="photo-pipeline", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
-    app.state.read_engine = get_engine(settings.db_url, read_only=True)
+    app.state.read_engine = read_engine(settings)
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.state.thumbnail_dir = settings.data_dir / "thumbnails"
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
@@ -46,6 +49,24 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
     return app
+
+
+def read_engine(settings: Settings) -> Engine:
+    """The engine every page reads through: ``pipeline sql``'s (SQLite ``mode=ro`` with its
+    authorizer; on PostgreSQL the read-only role). On PostgreSQL without that role (``pipeline db
+    readonly-role`` not run yet) it falls back, with a warning, to the owner's URL with read-only
+    transactions (``default_transaction_read_only``)."""
+    from pipeline.store.db import get_engine
+    from pipeline.store.reader_role import ReaderRoleError
+    from pipeline.store.readonly import readonly_engine
+
+    try:
+        return readonly_engine(settings)
+    except ReaderRoleError as exc:
+        import logging
+
+        logging.getLogger(__name__).warning("web pages read with read-only transactions only: %s", exc)
+        return get_engine(settings.db_url, read_only=True)
 
 
 async def _guard(request: Request, call_next: Any) -> Response:

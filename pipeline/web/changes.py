@@ -5,6 +5,7 @@ re-queued photos are sent to the workers afterwards, as the CLI does, so caption
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlmodel import Session
@@ -19,16 +20,30 @@ class NotFound(PipelineError, LookupError):
     http_status = 404
 
 
-def apply(settings: Settings, change: Callable[[Session], list[int]]) -> list[int]:
-    """Run ``change`` in one committed transaction, then send the photos it re-queued (ids returned)."""
+@dataclass(frozen=True)
+class Applied:
+    """What a change did: the photos it re-queued, and whether they reached the workers now
+    (False: no broker is running; they stay queued for the next ``pipeline run``)."""
+
+    requeued: list[int]
+    sent: bool
+
+    def summary(self) -> str:
+        """What happens next, for the page ("" when nothing was re-queued)."""
+        if not self.requeued:
+            return ""
+        how = "sent to the workers; captions follow in a few seconds" if self.sent else "queued for `pipeline run`"
+        return f"{len(self.requeued)} photo(s) to re-tag ({how})"
+
+
+def apply(settings: Settings, change: Callable[[Session], list[int]]) -> Applied:
+    """Run ``change`` in one committed transaction, then send the photos it re-queued."""
     from pipeline.ingest.dispatch import send_requeued
     from pipeline.store.db import session_scope
 
     with session_scope(settings.db_url) as session:
         ids = change(session)
-    if ids:
-        send_requeued(settings, ids)
-    return ids
+    return Applied(ids, send_requeued(settings, ids) if ids else False)
 
 
 def person_name(session: Session, person_id: int) -> str:
@@ -56,7 +71,7 @@ def name_face(session: Session, settings: Settings, face_id: int, name: str) -> 
     if find_person(session, name) is None:
         photo = session.get(Photo, face.photo_id)
         assert photo is not None  # faces.photo_id is a foreign key
-        requeued += enroll(session, settings, name, [Path(photo.path)], face=face.idx).requeued_photo_ids
+        requeued += enroll(session, settings, name, [Path(photo.file_path)], face=face.idx).requeued_photo_ids
     requeued += correct_face(session, face_id, name=name)
     return sorted(set(requeued))
 

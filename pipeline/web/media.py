@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, Response
 from sqlalchemy import select
 from sqlmodel import col
 
-from pipeline.store.models import Face, Photo, Reference
+from pipeline.store.models import Face, Photo, Reference, os_path
 from pipeline.web.thumbnails import SIZES, Picture, ThumbnailError, cache_file, thumbnail
 
 router = APIRouter(prefix="/media")
@@ -40,19 +40,33 @@ def _serve(request: Request, picture: Picture | None, size: int, what: str) -> R
 @router.get("/photos/{photo_id}/{size}.jpg")
 def photo_thumbnail(request: Request, photo_id: int, size: int) -> Response:
     with request.app.state.read_engine.connect() as conn:
-        row = conn.execute(select(col(Photo.path), col(Photo.sha256)).where(col(Photo.id) == photo_id)).first()
-    return _serve(request, Picture(row[0], row[1]) if row else None, size, f"photo with id {photo_id}")
+        row = conn.execute(
+            select(col(Photo.path), col(Photo.path_bytes), col(Photo.sha256), col(Photo.hash_kind)).where(
+                col(Photo.id) == photo_id
+            )
+        ).first()
+    picture = Picture(os_path(row[0], row[1]), row[2], hash_kind=row[3]) if row else None
+    return _serve(request, picture, size, f"photo with id {photo_id}")
 
 
 @router.get("/faces/{face_id}/{size}.jpg")
 def face_crop(request: Request, face_id: int, size: int) -> Response:
     with request.app.state.read_engine.connect() as conn:
         row = conn.execute(
-            select(col(Photo.path), col(Photo.sha256), col(Face.x), col(Face.y), col(Face.w), col(Face.h))
+            select(
+                col(Photo.path),
+                col(Photo.path_bytes),
+                col(Photo.sha256),
+                col(Photo.hash_kind),
+                col(Face.x),
+                col(Face.y),
+                col(Face.w),
+                col(Face.h),
+            )
             .join(Photo, col(Photo.id) == col(Face.photo_id))
             .where(col(Face.id) == face_id)
-        ).first()
-    picture = Picture(row[0], row[1], (row[2], row[3], row[4], row[5])) if row else None
+        ).first()  # fmt: skip - the box's four columns on one line
+    picture = Picture(os_path(row[0], row[1]), row[2], (row[4], row[5], row[6], row[7]), row[3]) if row else None
     return _serve(request, picture, size, f"face with id {face_id}")
 
 

@@ -25,11 +25,13 @@ class ThumbnailError(PipelineError, LookupError):
 
 @dataclass(frozen=True)
 class Picture:
-    """What a thumbnail is made from: a file, the hash it must have, and an optional face box."""
+    """What a thumbnail is made from: a file, the content hash it must have (hex, of the kind
+    ``hash_kind``: ``blake3`` or ``sha256``, as the row says) and an optional face box."""
 
     path: str
     sha256: str
     box: tuple[float, float, float, float] | None = None
+    hash_kind: str = "sha256"
 
 
 def cache_file(cache_dir: Path, picture: Picture, size: int) -> Path:
@@ -40,6 +42,15 @@ def cache_file(cache_dir: Path, picture: Picture, size: int) -> Path:
     return cache_dir / picture.sha256[:2] / f"{picture.sha256}-{variant}.jpg"
 
 
+def _digest(data: bytes, kind: str) -> str:
+    """Hex digest of ``data`` in the row's hash kind (the ingestor's :func:`~pipeline.photos.files.content_hash`)."""
+    if kind == "blake3":
+        from blake3 import blake3
+
+        return str(blake3(data).hexdigest())
+    return hashlib.sha256(data).hexdigest()
+
+
 def _read_verified(picture: Picture) -> bytes:
     try:
         if not os.path.isfile(picture.path):
@@ -47,7 +58,7 @@ def _read_verified(picture: Picture) -> bytes:
         data = Path(picture.path).read_bytes()
     except OSError as exc:
         raise ThumbnailError(f"the photo's file cannot be read: {exc.strerror}") from None
-    if hashlib.sha256(data).hexdigest() != picture.sha256:
+    if _digest(data, picture.hash_kind) != picture.sha256:
         raise ThumbnailError("the photo's file changed since it was tagged; it is shown again once re-tagged")
     return data
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pipeline.datasets.release import VqaFormatError, load_identity_folders, load_vqa_items, pairs
+from pipeline.datasets.release import VqaFormatError, load_identity_folders, load_vqa_items, odd_items, pairs
 
 
 def _image(path: Path) -> Path:
@@ -28,8 +28,6 @@ def recognition_root(tmp_path: Path) -> Path:
     _image(root / "bob" / "query_img.jpeg")
     _image(root / "carol" / "query_img_0.png")  # no reference
     _image(root / "dave" / "ref_img.png")  # no queries
-    for name in ("ref_img.png", "ref_img.jpg", "query_img0.png"):  # two references: ambiguous
-        _image(root / "eve" / name)
     _image(root / ".thumbnails" / "ref_img.png")
     (root / "README.md").write_text("notes")
     return root
@@ -47,13 +45,30 @@ def test_identities_queries_and_order(recognition_root: Path) -> None:
 
 def test_unusable_folders_are_reported_not_dropped(recognition_root: Path) -> None:
     dataset = load_identity_folders(recognition_root)
-    assert len(dataset.problems) == 3
+    assert len(dataset.problems) == 2
     problems = "\n".join(dataset.problems)
     assert "carol: no reference image" in problems
     assert "dave: no query images" in problems
-    assert "eve: 2 reference images" in problems
     ignored = {path.relative_to(recognition_root).as_posix() for path in dataset.ignored}
     assert ignored == {"README.md", ".thumbnails", "alice/notes.txt", "alice/extra"}
+
+
+def test_yollava_layout_and_several_references(tmp_path: Path) -> None:
+    """The release's Yo'LLaVA folders: ref_img.png + 0.png ... 9.png; several ref_img* all used."""
+    root = tmp_path / "yollava"
+    for name in ("ref_img.png", "0.png", "1.png", "10.png", "2.png"):
+        _image(root / "frank" / name)
+    for name in ("ref_img0.png", "ref_img.png", "ref_img1.jpg", "query_img0.png", "3.jpg", "ref_image.png"):
+        _image(root / "eve" / name)
+    dataset = load_identity_folders(root)
+    assert dataset.problems == []
+    eve, frank = dataset.identities
+    assert [path.name for path in frank.queries] == ["0.png", "1.png", "2.png", "10.png"]
+    assert [path.name for path in frank.references] == ["ref_img.png"]
+    assert [path.name for path in eve.references] == ["ref_img.png", "ref_img0.png", "ref_img1.jpg"]
+    assert eve.reference.name == "ref_img.png"
+    assert [path.name for path in eve.queries] == ["3.jpg", "query_img0.png"]
+    assert [path.name for path in dataset.ignored] == ["ref_image.png"]
 
 
 def test_pairs_cover_every_identity_and_query(recognition_root: Path) -> None:
@@ -122,7 +137,7 @@ def test_vqa_errors_name_each_bad_item(vqa_root: Path) -> None:
         vqa_root,
         [
             good,
-            {**good, "question": "Is he smiling?"},
+            {**good, "question": 7},
             {**good, "correct_answer": "maybe"},
             {**good, "query_img": "alice/missing.png"},
             {key: value for key, value in good.items() if key != "multiple_choice"},
@@ -134,13 +149,34 @@ def test_vqa_errors_name_each_bad_item(vqa_root: Path) -> None:
         load_vqa_items(path)
     message = str(caught.value)
     assert "6 bad item(s) of 7" in message and "item 0" not in message
-    assert "item 1: question must be a string containing <sks>" in message
+    assert "item 1: question must be a non-empty string" in message
     assert "item 2: correct_answer 'maybe'" in message
     assert "item 3: query_img" in message and "missing.png does not exist" in message
     assert "item 4: missing key(s) ['multiple_choice']" in message
     assert "item 5: correct_answer 'yes' matches several options" in message
     assert "item 6: must be an object" in message
     assert len(load_vqa_items(path.parent / _write_vqa(vqa_root, [good]).name)) == 1
+
+
+def test_vqa_items_without_sks_in_the_question_are_loaded_and_listed(vqa_root: Path) -> None:
+    """13 of the release's 350 items have <sks> only in the options, or nowhere."""
+    good = {
+        "ref_img": "alice/ref_img.png",
+        "question": "Who is wearing a hat?",
+        "multiple_choice": {"A": "<sks>", "B": "the person next to <sks>"},
+        "correct_answer": "A",
+    }
+    items = load_vqa_items(
+        _write_vqa(
+            vqa_root,
+            [good, {**good, "question": "Is <sks> smiling?"}, {**good, "multiple_choice": {"A": "yes", "B": "no"}}],
+        )
+    )
+    assert [item.placeholder_in for item in items] == ["options", "question", "nowhere"]
+    assert odd_items(items) == [
+        "item 0: <sks> only in the options ('Who is wearing a hat?')",
+        "item 2: <sks> nowhere ('Who is wearing a hat?')",
+    ]
 
 
 def test_vqa_file_must_be_a_list(vqa_root: Path) -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from pipeline.config import Settings
 from pipeline.evaluation.metrics import RecognitionRecord, recognition_report
@@ -195,6 +194,8 @@ def _spy(monkeypatch: pytest.MonkeyPatch, engine, method: str) -> list[dict]:  #
 
 
 def test_tiny_recognition_one_call_per_query(tiny_settings, tiny_engine, toy_root, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
     dataset = load_dataset(toy_root)
     encodes = _spy(monkeypatch, tiny_engine, "encode_references")
     batches = _spy(monkeypatch, tiny_engine, "recognition_scores_batch")
@@ -338,3 +339,43 @@ def test_engine_being_trained_needs_no_checkpoint_file(tiny_settings, tiny_engin
     assert report.n_pairs == 18
     answers = evaluate_vqa(tiny_settings, toy_root / "vqa.json", toy_root, engine=Training(), progress=False)
     assert answers["model_version"] == "tiny:unsaved-aligner" and answers["n_items"] == 12
+
+
+def test_tiny_recognition_on_the_yollava_layout_uses_every_reference(
+    tiny_settings, tiny_engine, toy_root, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """ref_img.png + 0.png, 1.png queries; a second reference ref_img0.png is encoded too."""
+    import shutil
+
+    dataset = load_dataset(toy_root)
+    root = tmp_path / "yollava"
+    for identity in dataset.identities:
+        folder = root / identity.name
+        folder.mkdir(parents=True)
+        shutil.copy(identity.reference, folder / "ref_img.png")
+        for i, query in enumerate(identity.queries):
+            shutil.copy(query, folder / f"{i}.png")
+    first = dataset.identities[0]
+    shutil.copy(first.queries[0], root / first.name / "ref_img0.png")  # a second reference
+    encodes = _spy(monkeypatch, tiny_engine, "encode_references")
+    report = evaluate_recognition(tiny_settings, root, engine=tiny_engine, progress=False)
+    assert (report.n_identities, report.n_queries, report.n_pairs) == (3, 6, 18) and not report.failures
+    assert sorted(len(call["args"][0]) for call in encodes) == [1, 1, 2]
+
+
+def test_tiny_vqa_scores_items_without_sks_in_the_question(tiny_settings, tiny_engine, toy_root, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    raw = json.loads((toy_root / "vqa.json").read_text())[:2]
+    raw[0]["question"] = "Who is in the photo?"
+    raw[0]["multiple_choice"] = {"A": "<sks>", "B": "the person next to <sks>"}
+    raw[0]["correct_answer"] = "A"
+    raw[1]["question"] = "What colour is the sky?"
+    for item in raw:
+        item["ref_img"] = str(toy_root / item["ref_img"])
+        if "query_img" in item:
+            item["query_img"] = str(toy_root / item["query_img"])
+    (tmp_path / "odd.json").write_text(json.dumps(raw))
+    report = evaluate_vqa(tiny_settings, tmp_path / "odd.json", engine=tiny_engine, progress=False)
+    assert report["n_items"] == 2 and report["n_unanswered"] == 0
+    assert all(row["predicted"] is not None for row in report["items"])
+    assert [line.split(":")[0] for line in report["odd_items"]] == ["item 0", "item 1"]
+    assert "only in the options" in report["odd_items"][0] and "nowhere" in report["odd_items"][1]

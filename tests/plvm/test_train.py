@@ -61,6 +61,26 @@ def test_sampler_balances_positives_and_negatives(toy_ids):
     assert {e.question for e in plain} == {RECOGNITION_QUESTION}
 
 
+def test_unreadable_images_are_skipped_and_listed(toy_ids, tmp_path):
+    import shutil
+
+    data = Path(shutil.copytree(toy_ids, tmp_path / "ids"))
+    (data / "id_000" / "query_img_00.png").write_bytes(b"\x89PNG broken")
+    (data / "id_001" / "ref_img.png").write_bytes(b"not an image")  # its only reference
+    (data / "id_002" / "ref_img0.png").write_bytes(b"not an image")  # a second reference: ref_img.png stays
+    split = split_identities(data, 0.0, None, 0.0, seed=0, max_pixels=10**8)
+    names = [i.name for i in split.train]
+    assert "id_001" not in names and len(names) == 5
+    id_000 = next(i for i in split.train if i.name == "id_000")
+    assert len(id_000.queries) == 3 and all(q.name != "query_img_00.png" for q in id_000.queries)
+    assert next(i for i in split.train if i.name == "id_002").reference.name == "ref_img.png"
+    skipped = "\n".join(split.skipped)
+    assert "id_000/query_img_00.png" in skipped and "id_001/ref_img.png" in skipped
+    assert "id_002/ref_img0.png" in skipped and "id_001: no readable reference" in skipped
+    assert split.summary()["skipped_images"] == split.skipped and len(split.unreadable) == 3
+    assert len(split_identities(data, 0.0, None, 0.0, seed=0).train) == 6  # no check without max_pixels
+
+
 def test_qa_items_become_training_items_without_held_out_data(toy_ids):
     from pipeline.datasets.toy import make_toy_vqa
     from pipeline.plvm.training.data import load_qa_examples
@@ -246,7 +266,18 @@ def test_resume_continues_exactly(learnable, tmp_path):
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
 
 
-def test_short_training_learns_and_saves_a_loadable_checkpoint(learnable, many_photos, tmp_path):
+@pytest.fixture
+def one_thread():
+    """torch on one thread for this test: the same figures on any machine (float sums do not depend
+    on how many threads split them) and no oversubscription when the 2 cores are shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.timeout(900)  # ~40-60 s alone; once over 300 s with the 2 cores shared by 9 processes
+def test_short_training_learns_and_saves_a_loadable_checkpoint(learnable, many_photos, tmp_path, one_thread):
     """The toy proof (bench/train_toy.py), shorter: 6 people, 42 training photos each, 18 held out.
 
     The bench's recipe plus four TrainConfig options that make a short run against the random
@@ -303,6 +334,8 @@ def test_short_training_learns_and_saves_a_loadable_checkpoint(learnable, many_p
 
 
 def test_cli_train_registers_and_runs(learnable, tmp_path, monkeypatch):
+    import shutil
+
     from typer.testing import CliRunner
 
     import pipeline.cli.train  # noqa: F401  (registers `train` on the app)
@@ -310,6 +343,8 @@ def test_cli_train_registers_and_runs(learnable, tmp_path, monkeypatch):
     from pipeline.config import get_settings
 
     data, bundle = learnable
+    data = Path(shutil.copytree(data, tmp_path / "data"))  # with one corrupt photo
+    (data / "id_003" / "query_img_01.png").write_bytes(b"\x89PNG truncated")
     monkeypatch.setenv("PIPELINE_PROFILE", "tiny")
     monkeypatch.setenv("PIPELINE_TINY_BUNDLE", str(bundle))
     monkeypatch.setenv("PIPELINE_DEVICE", "cpu")
@@ -348,6 +383,7 @@ def test_cli_train_registers_and_runs(learnable, tmp_path, monkeypatch):
     get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     assert out.is_file() and "checkpoint" in result.output
+    assert "skipped:" in result.output and "id_003/query_img_01.png" in result.output.replace("\n", "")
     figures = json.loads(report.read_text())
     assert figures["last_step"] == 3 and len(figures["losses"]) == 3
     assert {e["split"] for e in figures["evals"]} == {"seen", "unseen"}

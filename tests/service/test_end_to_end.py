@@ -13,23 +13,15 @@ from pathlib import Path
 
 import psutil
 import pytest
-from sqlalchemy import text
 
 from tests import images
-from tests.conftest import PIPELINE, cli, copy_slowly, flat, wait_for
+from tests.conftest import PIPELINE, cli, copy_slowly, db_rows, flat, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 def _rows(data_dir: Path, sql: str) -> list[tuple]:  # type: ignore[type-arg]
-    from pipeline.store.db import make_engine
-
-    engine = make_engine(f"sqlite:///{data_dir / 'pipeline.db'}", read_only=True)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(sql)).all()]
-    finally:
-        engine.dispose()
+    return db_rows(data_dir, sql)
 
 
 def _photo_table(data_dir: Path) -> dict[str, dict[str, object]]:

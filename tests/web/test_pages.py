@@ -27,6 +27,8 @@ def test_people_page_lists_everyone_with_counts(shared_album: Album) -> None:
     assert eileen is not None and int(eileen.group(1)) == 5
     assert "last seen" in html
     assert client.get("/", follow_redirects=False).headers["location"] == "/people"
+    script = client.get("/static/app.js")
+    assert script.status_code == 200 and "data-confirm" in script.text  # vendored, served by the app
 
 
 def test_person_page_newest_first_and_paginated(shared_album: Album) -> None:

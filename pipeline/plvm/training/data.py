@@ -6,6 +6,11 @@ keeps two kinds of held-out data:
 
 - "unseen": whole identities never trained on (not even as negatives);
 - "seen": a fraction of each training identity's query photos, never trained on.
+
+With ``max_pixels`` given, every image is decoded once before the split (as ``pipeline eval``
+decodes them): an unreadable query is skipped, an identity is skipped when none of its references
+decodes (its first readable ``ref_img*`` is its reference), and each skipped file is listed in
+``Split.skipped`` with the reason; the run goes on.
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ class Split:
     seen: list[IdentityImages]
     unseen: list[IdentityImages]
     problems: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "path: reason" per unreadable image
+    unreadable: set[Path] = field(default_factory=set)  # resolved paths of those images
 
     @property
     def held_out_queries(self) -> set[Path]:
@@ -76,7 +83,25 @@ class Split:
             "seen_heldout_queries": count(self.seen),
             "unseen_identities": [i.name for i in self.unseen],
             "unseen_queries": count(self.unseen),
+            "skipped_images": list(self.skipped),
         }
+
+
+def _readable(paths: Sequence[Path], max_pixels: int, skipped: list[str], unreadable: set[Path]) -> list[Path]:
+    """The paths that decode; the others are added to ``skipped`` ("path: reason") and ``unreadable``."""
+    from pipeline.photos.decode import PhotoError, decode_photo
+
+    good = []
+    for path in paths:
+        try:
+            decode_photo(path, max_pixels)
+        except PhotoError as error:
+            skipped.append(f"{path}: {error.reason}")
+            unreadable.add(path.resolve())
+            log.warning("training data: skipped %s (%s)", path, error.reason)
+        else:
+            good.append(path)
+    return good
 
 
 def split_identities(
@@ -85,8 +110,12 @@ def split_identities(
     held_out_names: Sequence[str] | None,
     query_fraction: float,
     seed: int,
+    max_pixels: int | None = None,
 ) -> Split:
     """Read ``data_dir`` and split it (deterministic for ``seed``).
+
+    max_pixels: decode every image first (decompression-bomb guard ``Settings.max_image_pixels``)
+    and skip unreadable ones (listed in ``Split.skipped``); None: no check.
 
     held_out_fraction: share of identities held out (rounded; ignored when ``held_out_names``).
     query_fraction: share of each training identity's queries held out (rounded, but at least one
@@ -99,6 +128,17 @@ def split_identities(
     dataset = load_identity_folders(Path(data_dir))
     for problem in dataset.problems:
         log.warning("training data: %s", problem)
+    skipped: list[str] = []
+    unreadable: set[Path] = set()
+    if max_pixels is not None:
+        for identity in dataset.identities:
+            identity.references = _readable(identity.references, max_pixels, skipped, unreadable)
+            identity.queries = _readable(identity.queries, max_pixels, skipped, unreadable)
+        usable = [i for i in dataset.identities if i.references and i.queries]
+        for identity in dataset.identities:
+            if identity not in usable:
+                skipped.append(f"{identity.name}: no readable reference or query left; identity skipped")
+        dataset.identities = usable
     names = [i.name for i in dataset.identities]
     rng = np.random.default_rng([seed, 7])
     if held_out_names is not None:
@@ -123,7 +163,7 @@ def split_identities(
             seen.append(IdentityImages(identity.name, identity.reference, tuple(queries[i] for i in sorted(eval_idx))))
     if len(train) < 2:
         raise ValueError(f"{data_dir}: {len(train)} training identities; negatives need at least 2")
-    return Split(train=train, seen=seen, unseen=unseen, problems=list(dataset.problems))
+    return Split(train, seen, unseen, list(dataset.problems), skipped, unreadable)
 
 
 @dataclass(frozen=True)
@@ -155,14 +195,14 @@ def load_qa_examples(json_path: Path, data_dir: Path, split: Split) -> list[Exam
         items = load_vqa_items(json_path, root)
     except Exception:  # paths relative to the data folder instead
         items = load_vqa_items(json_path, Path(data_dir))
-    held = split.held_out_queries
+    held = split.held_out_queries | split.unreadable
     train_refs = {i.reference.resolve() for i in split.train}
     examples: list[Example] = []
     dropped = 0
     for item in items:
         ref = item.reference.resolve()
         if ref in held or (item.query is not None and item.query.resolve() in held):
-            dropped += 1
+            dropped += 1  # a held-out or unreadable image
             continue
         answer = item.choices[item.answer]
         name = item.reference.parent.name
@@ -170,7 +210,7 @@ def load_qa_examples(json_path: Path, data_dir: Path, split: Split) -> list[Exam
             answer = re.sub(rf"(?<![\w<]){re.escape(name)}(?![\w>])", PLACEHOLDER, answer, flags=re.IGNORECASE)
         examples.append(Example(item.reference, item.query, item.question, answer, kind="qa"))
     if dropped:
-        log.info("QA: %d of %d items dropped (held-out identity or image)", dropped, len(items))
+        log.info("QA: %d of %d items dropped (held-out identity or image, or an unreadable image)", dropped, len(items))
     return examples
 
 

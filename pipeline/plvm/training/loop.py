@@ -126,6 +126,7 @@ class _Trainer:
             config.held_out_names,
             config.held_out_query_fraction,
             config.seed,
+            max_pixels=settings.max_image_pixels,
         )
         saved = load_state(config.out) if config.resume else None
         if config.resume and saved is None:
