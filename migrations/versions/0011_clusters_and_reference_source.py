@@ -1,8 +1,8 @@
 """Clusters of unknown faces (``clusters``, ``faces.cluster_id``) and where a reference came from
 (``reference_images.source``, ``face_id``, ``photo_id``). The ``photo_people`` view is unchanged.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010"
-down_revision: str | None = "0009"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
