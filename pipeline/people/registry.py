@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from pipeline.errors import PipelineError
 from pipeline.store.models import EnrolmentEvent, Face, Person, Photo, Reference
+from pipeline.store.states import PhotoState
 
 
 class PeopleError(PipelineError, ValueError):
@@ -69,7 +70,7 @@ def list_people(session: Session) -> list[dict[str, object]]:
         session.exec(
             select(col(Face.person_id), func.count(func.distinct(col(Face.photo_id))))
             .join(Photo, col(Photo.id) == col(Face.photo_id))
-            .where(col(Photo.state) != "missing")
+            .where(col(Photo.state) != PhotoState.MISSING.value)
             .group_by(col(Face.person_id))
         ).all()
     )

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Connection, func, select
 from sqlmodel import col
 
 from pipeline.store.models import Answer, Caption, Face, Person, Photo, Reference
+from pipeline.store.states import PhotoState
 from pipeline.web.timeline import shot_time
 
 
@@ -234,7 +235,7 @@ def failures(conn: Connection, limit: int) -> list[tuple[int, str, str | None, i
     """The most recent failed photos: (id, file name, reason, attempts)."""
     rows = conn.execute(
         select(col(Photo.id), col(Photo.path), col(Photo.error), col(Photo.attempts))
-        .where(col(Photo.state) == "failed")
+        .where(col(Photo.state) == PhotoState.FAILED.value)
         .order_by(col(Photo.done_at).desc(), col(Photo.id).desc())
         .limit(limit)
     ).all()
