@@ -351,9 +351,10 @@ def _process_chunk(
         _finish_failed(session, only, task_id, _reason(exc))
         outcome.failed.append(items[0].photo_id)
         return
+    written: list[int] = []
     for it, desc in zip(items, descriptions, strict=True):
         try:
-            written = _write(session, it, desc, index, profile, task_id)
+            owned = _write(session, it, desc, index, profile, task_id)
         except Exception as exc:  # this photo's rows could not be written: fail it, write the others
             if _is_transient(exc):
                 raise
@@ -364,7 +365,10 @@ def _process_chunk(
             _finish_failed(session, only, task_id, f"could not write the results: {_reason(exc)}")
             outcome.failed.append(it.photo_id)
             continue
-        (outcome.done if written else outcome.skipped).append(it.photo_id)
+        (outcome.done if owned else outcome.skipped).append(it.photo_id)
+        if owned:
+            written.append(it.photo_id)
+    _join_clusters(session, written)
 
 
 class ProfileResultError(RuntimeError):
@@ -389,6 +393,21 @@ def _is_transient(exc: BaseException) -> bool:
     from pipeline.store.db_file import DatabaseGoneError
 
     return is_storage_full(exc) or isinstance(exc, (OperationalError, DatabaseGoneError))
+
+
+def _join_clusters(session: Session, photo_ids: list[int]) -> None:
+    """New unknown faces of these photos join their nearest cluster (milliseconds); a failure
+    here is logged and leaves the faces for the next `pipeline clusters`."""
+    from pipeline.people.clusters import assign_new_faces
+
+    if not photo_ids:
+        return
+    try:
+        assign_new_faces(session, photo_ids)
+        session.commit()
+    except Exception:
+        session.rollback()
+        log.exception("joining the unknown faces of photos %s to clusters", photo_ids)
 
 
 def warm_up(settings: Settings, db_url: str | None = None) -> None:
