@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -19,6 +20,31 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REPO = Path(__file__).resolve().parent.parent
 PIPELINE = [sys.executable, "-m", "pipeline"]
+
+
+def torch_installed() -> bool:
+    """Whether PyTorch can be imported here (False on a faces-only install, or under WITHOUT_TORCH)."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except ImportError:
+        return False
+
+
+# Without PyTorch (a faces-only install) the PLVM model layer's tests are not collected, and tests
+# marked `torch` or built on the tiny PLVM bundle are skipped; every other test must pass.
+collect_ignore = [] if torch_installed() else ["plvm"]
+TORCH_FIXTURES = ("tiny_bundle",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if torch_installed():
+        return
+    skip = pytest.mark.skip(reason="needs PyTorch (the plvm extra), not installed here")
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if item.get_closest_marker("torch") or any(name in fixtures for name in TORCH_FIXTURES):
+            item.add_marker(skip)
+
 
 # Fast timings for tests (the defaults are for real albums).
 FAST_ENV = {

@@ -10,7 +10,23 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("numpy", "sqlalchemy", "sqlmodel", "cv2", "torch", "transformers", "celery", "kombu", "redis", "PIL", "scipy")
+HEAVY = (
+    "numpy",
+    "sqlalchemy",
+    "sqlmodel",
+    "cv2",
+    "torch",
+    "transformers",
+    "celery",
+    "kombu",
+    "redis",
+    "PIL",
+    "scipy",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "jinja2",
+)
 
 # Runs the CLI's entry point in a fresh interpreter, then reports which heavy modules it loaded.
 PROBE = """

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from pipeline.config import Settings
 from pipeline.evaluation.metrics import RecognitionRecord, recognition_report
@@ -195,6 +194,8 @@ def _spy(monkeypatch: pytest.MonkeyPatch, engine, method: str) -> list[dict]:  #
 
 
 def test_tiny_recognition_one_call_per_query(tiny_settings, tiny_engine, toy_root, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
     dataset = load_dataset(toy_root)
     encodes = _spy(monkeypatch, tiny_engine, "encode_references")
     batches = _spy(monkeypatch, tiny_engine, "recognition_scores_batch")

@@ -125,7 +125,8 @@ def _redis_servers_left(data_dir: Path) -> list[psutil.Process]:
     return found
 
 
-def test_kill_9_of_pipeline_run_leaves_no_redis(tmp_path: Path, env: dict[str, str], data_dir: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGHUP], ids=["kill-9", "terminal-closed"])
+def test_no_redis_outlives_pipeline_run(tmp_path: Path, env: dict[str, str], data_dir: Path, sig: int) -> None:
     album = tmp_path / "album"
     album.mkdir()
     run = Spawned(["run", str(album)], env)
@@ -133,8 +134,11 @@ def test_kill_9_of_pipeline_run_leaves_no_redis(tmp_path: Path, env: dict[str, s
         wait_for(lambda: "watching" in run.output, timeout=120, message=f"pipeline run started:\n{run.output}")
         children = psutil.Process(run.process.pid).children(recursive=True)
         assert _redis_servers_left(data_dir)
-        run.process.kill()
-        run.process.wait(30)
+        run.process.send_signal(sig)
+        code = run.process.wait(90)
+        if sig == signal.SIGHUP:  # a clean stop, in order
+            assert code == 0, run.output
+            assert not (data_dir / "broker.url").exists()
         wait_for(lambda: not _redis_servers_left(data_dir), timeout=60, message="redis-server gone with its parent")
         wait_for(lambda: all(_gone(c) for c in children), timeout=90, message="every child gone")
     finally:

@@ -77,16 +77,17 @@ ESCAPES = [
 ]
 
 
-@pytest.mark.parametrize("statement", ESCAPES)
-def test_escapes_fail(reader: str, postgres_url: str, tmp_path: Path, statement: str) -> None:
+def test_escapes_fail(reader: str, postgres_url: str, tmp_path: Path) -> None:
+    """Every escape of issue 9, each in its own call (one database set-up for all: they are many)."""
     out = tmp_path / "planted"
-    with pytest.raises((ReadOnlyViolation, QueryError)):
-        run_readonly(get_settings(), statement.format(out=out))
-    assert not out.exists()
-    assert _count(postgres_url, "SELECT count(*) FROM people") == 1
-    assert _count(postgres_url, "SELECT count(*) FROM captions") == 1
-    assert _count(postgres_url, "SELECT count(*) FROM pg_views WHERE viewname = 'photo_people'") == 1
-    assert _count(postgres_url, "SELECT count(*) FROM pg_tables WHERE tablename = 'planted'") == 0
+    for statement in ESCAPES:
+        with pytest.raises((ReadOnlyViolation, QueryError)):
+            run_readonly(get_settings(), statement.format(out=out))
+        assert not out.exists(), statement
+        assert _count(postgres_url, "SELECT count(*) FROM people") == 1, statement
+        assert _count(postgres_url, "SELECT count(*) FROM captions") == 1, statement
+        assert _count(postgres_url, "SELECT count(*) FROM pg_views WHERE viewname = 'photo_people'") == 1, statement
+        assert _count(postgres_url, "SELECT count(*) FROM pg_tables WHERE tablename = 'planted'") == 0, statement
 
 
 def test_privileges_are_the_wall(reader: str, data_dir: Path, postgres_url: str) -> None:
@@ -138,3 +139,34 @@ def test_missing_role_says_how_to_create_it(data_dir: Path, postgres_url: str, m
     get_settings.cache_clear()
     with pytest.raises(ReaderRoleError, match="pipeline db readonly-role"):
         run_readonly(get_settings(), "SELECT 1")
+
+
+def test_ctrl_c_cancels_the_query_on_the_server(reader: str, postgres_url: str) -> None:
+    """SIGINT while PostgreSQL sleeps: a clear error at once, and the server stops the statement."""
+    import os
+    import signal
+    import threading
+    import time
+
+    def press_ctrl_c() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _count(
+            postgres_url, f"SELECT count(*) FROM pg_stat_activity WHERE usename = '{reader}' AND state = 'active'"
+        ):
+            time.sleep(0.1)  # until the reader's statement runs on the server
+        os.kill(os.getpid(), signal.SIGINT)
+
+    presser = threading.Thread(target=press_ctrl_c)
+    presser.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(QueryStopped, match="interrupted"):
+            run_readonly(get_settings(), "SELECT pg_sleep(600)")
+    finally:
+        presser.join()
+    assert time.monotonic() - started < 300  # far less than the 600 s it asked for
+    running = f"SELECT count(*) FROM pg_stat_activity WHERE usename = '{reader}' AND query LIKE '%pg_sleep(600)%'"
+    wait_for_zero = time.monotonic() + 30
+    while _count(postgres_url, running) and time.monotonic() < wait_for_zero:
+        time.sleep(0.2)
+    assert _count(postgres_url, running) == 0, "the server no longer runs it"

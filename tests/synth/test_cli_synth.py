@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from pipeline.datasets.release import load_identity_folders
@@ -12,6 +13,7 @@ from pipeline.synth.tiny import build_tiny_synth_pipeline, weight_name_for
 from tests.conftest import cli
 
 
+@pytest.mark.torch  # the tiny diffusers pipeline
 def test_synth_command_writes_identity_folders(tmp_path: Path) -> None:
     root = build_tiny_synth_pipeline(tmp_path / "tiny")
     faces = tmp_path / "faces"

@@ -64,6 +64,10 @@ def test_fix_a_name_on_the_photo_page_redoes_the_caption(album: Album) -> None:
     assert _rows(album, f"SELECT user_set FROM faces WHERE id = {face_id}") == [(1,)]
     assert _caption(album, "eileen-and-grace.jpg") == "Eileen and Grace."
 
+    assert _post(client, f"/faces/{other_id}/unknown", back="//evil.example/x").headers["location"] == "/unknown"
+    assert _rows(album, f"SELECT person_id FROM faces WHERE id = {other_id}") == [(None,)]
+    assert f"/media/faces/{other_id}/160.jpg" in client.get("/unknown").text
+
 
 def test_name_an_unknown_face_as_a_new_person_and_as_a_group(album: Album) -> None:
     client = client_for(album)
