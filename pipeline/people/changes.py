@@ -26,13 +26,19 @@ def requeue_affected(session: Session, person_ids: set[int], include_unknown: bo
         conditions.append(col(Face.person_id).is_(None) & col(Face.user_set).is_(False))
     if not conditions:
         return []
-    photo_ids = sorted(set(session.exec(select(Face.photo_id).where(or_(*conditions))).all()))
+    return requeue_photos(session, set(session.exec(select(Face.photo_id).where(or_(*conditions))).all()))
+
+
+def requeue_photos(session: Session, photo_ids: set[int]) -> list[int]:
+    """Mark these photos, when done, for re-matching (``queued``, ``work = rematch``); returns the
+    ids now queued among them (photos already queued or processing are left alone: a worker
+    re-checks the enrolment version when it finishes)."""
     if not photo_ids:
         return []
-    states.requeue_for_rematch(session, photo_ids)
+    states.requeue_for_rematch(session, sorted(photo_ids))
     query = (
         select(col(Photo.id))
-        .where(col(Photo.id).in_(photo_ids), col(Photo.state) == PhotoState.QUEUED.value)
+        .where(col(Photo.id).in_(sorted(photo_ids)), col(Photo.state) == PhotoState.QUEUED.value)
         .order_by(col(Photo.id))
     )
     return [pid for pid in session.exec(query).all() if pid is not None]

@@ -45,6 +45,18 @@ def find_person(session: Session, name: str) -> Person | None:
     return session.exec(select(Person).where(Person.name_key == name_key(name))).first()
 
 
+def find_or_create_person(session: Session, name: str) -> tuple[Person, bool]:
+    """The person called ``name`` (ignoring case), or a new one (flushed, so it has its id);
+    returns (person, created). ``name`` must already be cleaned (:func:`clean_name`)."""
+    person = find_person(session, name)
+    if person is not None:
+        return person, False
+    person = Person(name=name, name_key=name_key(name))
+    session.add(person)
+    session.flush()
+    return person, True
+
+
 def get_person(session: Session, name: str) -> Person:
     person = find_person(session, name)
     if person is None:

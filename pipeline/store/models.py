@@ -66,7 +66,33 @@ class Reference(SQLModel, table=True):
     h: float
     det_score: float
     embedding: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    #: Where the reference came from: ``enrolment`` (pipeline enroll), ``correction`` (a user
+    #: confirmed a face: pipeline correct --reference) or ``cluster`` (pipeline clusters name);
+    #: for the last two, the face and photo it was taken from.
+    source: str = Field(default="enrolment", max_length=20)
+    face_id: int | None = None
+    photo_id: int | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Cluster(SQLModel, table=True):
+    """A group of unknown faces that look like one person (``pipeline clusters``).
+
+    ``centroid_sum``: float32 bytes (128,), the sum of the member embeddings when the cluster was
+    formed (its direction is the centroid new faces are compared with); ``n_faces`` counts
+    members, joined ones included. ``status``: ``open`` (listed), ``ignored`` (strangers, hidden)
+    or ``named`` (its faces now carry ``person_id``). No foreign key to ``people``: forgetting a
+    person leaves the cluster's history.
+    """
+
+    __tablename__ = "clusters"
+    id: int | None = Field(default=None, primary_key=True)
+    n_faces: int = 0
+    centroid_sum: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    status: str = Field(default="open", max_length=20, index=True)
+    person_id: int | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
 class Concept(SQLModel, table=True):
@@ -187,6 +213,7 @@ class Face(SQLModel, table=True):
     user_set: bool = False
     rejected_person_ids: str | None = Field(default=None, max_length=1000)
     photo_time: float | None = None
+    cluster_id: int | None = Field(default=None, index=True)  # clusters.id of an unknown face
 
 
 class PersonScore(SQLModel, table=True):

@@ -338,11 +338,29 @@ def _process_chunk(
         _finish_failed(session, only, task_id, f"{type(exc).__name__}: {exc}")
         outcome.failed.append(items[0].photo_id)
         return
+    written = []
     for it, desc in zip(items, descriptions, strict=True):
         if _write(session, it, desc, index, profile, task_id):
             outcome.done.append(it.photo_id)
+            written.append(it.photo_id)
         else:
             outcome.skipped.append(it.photo_id)
+    _join_clusters(session, written)
+
+
+def _join_clusters(session: Session, photo_ids: list[int]) -> None:
+    """New unknown faces of these photos join their nearest cluster (milliseconds); a failure
+    here is logged and leaves the faces for the next `pipeline clusters`."""
+    from pipeline.people.clusters import assign_new_faces
+
+    if not photo_ids:
+        return
+    try:
+        assign_new_faces(session, photo_ids)
+        session.commit()
+    except Exception:
+        session.rollback()
+        log.exception("joining the unknown faces of photos %s to clusters", photo_ids)
 
 
 def warm_up(settings: Settings, db_url: str | None = None) -> None:
