@@ -17,7 +17,7 @@ import secrets
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.broker.child_process import die_with_parent
@@ -76,6 +76,9 @@ class EmbeddedRedis:
     config_file: Path
     log_file: Path
     restarts: int = 0
+    _started: float = field(default_factory=time.monotonic)  # when the running server started
+    _streak: int = 0  # restarts in a row, each within a minute of the previous start
+    _not_before: float = 0.0  # no restart before this monotonic time
 
     def stop(self, timeout: float = 10.0) -> None:
         """Shut the server down (SIGTERM, then SIGKILL) and remove the URL file."""
@@ -90,12 +93,20 @@ class EmbeddedRedis:
             self.state_file.unlink()
 
     def check(self, timeout: float = 15.0) -> str | None:
-        """Restart a server that died (same port, password and data); returns a message when it did."""
+        """Restart a server that died (same port, password and data); returns a message when it did.
+
+        A server that keeps dying is restarted with a growing pause (1, 2, 4 ... 60 s; back to
+        none once one ran for a minute), so a broken disk does not turn into a restart storm.
+        """
         code = self.process.poll()
-        if code is None:
+        now = time.monotonic()
+        if code is None or now < self._not_before:
             return None
+        self._streak = self._streak + 1 if now - self._started < 60 else 1
         self.restarts += 1
         self.process = _launch(self.config_file, self.url, self.log_file, timeout)
+        self._started = time.monotonic()
+        self._not_before = self._started + min(60.0, 2.0 ** (self._streak - 1)) if self._streak > 1 else 0.0
         return (
             f"embedded Redis exited with code {code}; restarted on the same port (restart {self.restarts}; "
             f"queued photos are re-sent, see {self.log_file})"

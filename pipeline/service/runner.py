@@ -152,6 +152,11 @@ def _without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
+RESTART_STABLE_S = 60.0
+"""A child that ran this long before it died is restarted at once (its backoff starts over)."""
+RESTART_BACKOFF_MAX_S = 60.0
+
+
 @dataclass
 class Child:
     """A supervised child process with its log file."""
@@ -163,8 +168,12 @@ class Child:
     restart: bool = True
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    backoff_s: float = 0.0  # the wait before the pending restart (0: at once)
+    started_at: float = 0.0
+    restart_at: float | None = None  # when a dead child is due to start again
 
     def start(self) -> None:
+        self.started_at = time.monotonic()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log_file = open(self.log_path, "ab")
         self.process = subprocess.Popen(
@@ -178,12 +187,28 @@ class Child:
         log_file.close()
 
     def check(self) -> str | None:
-        """Restart a dead child; returns a message when it did."""
+        """Restart a dead child, with backoff: at once if it had run for ``RESTART_STABLE_S``,
+        else after 1, 2, 4 ... ``RESTART_BACKOFF_MAX_S`` seconds (a child that keeps crashing,
+        e.g. on a full disk, is not restarted in a tight loop). Returns a message when it died
+        or was restarted."""
         if self.process is None or self.process.poll() is None or not self.restart:
             return None
+        now = time.monotonic()
+        if self.restart_at is None:  # just found dead
+            quick = now - self.started_at < RESTART_STABLE_S
+            self.backoff_s = min(RESTART_BACKOFF_MAX_S, max(1.0, 2 * self.backoff_s)) if quick else 0.0
+            self.restart_at = now + self.backoff_s
+            if self.backoff_s:
+                died = f"{self.name} exited with code {self.process.returncode}"
+                return f"{died} soon after its start; restarting in {self.backoff_s:.0f} s (see {self.log_path})"
+        if now < self.restart_at:
+            return None
+        self.restart_at = None
         code = self.process.returncode
         self.restarts += 1
         self.start()
+        if self.backoff_s:
+            return f"{self.name} restarted"
         return f"{self.name} exited with code {code}; restarted (see {self.log_path})"
 
     def stop(self, timeout: float) -> None:

@@ -179,7 +179,7 @@ def _run_sqlite(conn: sqlite3.Connection, guard: StatementGuard, query: str, tim
             cursor.execute(query)
             return _result(cursor)
     except sqlite3.ProgrammingError as exc:
-        raise QueryError(f"{exc} `pipeline sql` runs one statement per call") from None
+        raise QueryError(f"{exc} (`pipeline sql` runs one statement per call)") from None
     except sqlite3.Error as exc:
         message = str(exc)
         if guard.reason is not None:

@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import and_, delete, or_, update
+from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from pipeline.config import Settings
@@ -28,9 +28,10 @@ from pipeline.people.index import load_people_index
 from pipeline.people.registry import enrolment_version
 from pipeline.profiles import Description, PeopleIndex, Profile, Scene, get_profile
 from pipeline.recognition.fusion import fused_scores
+from pipeline.store import states
 from pipeline.store.claim_owner import Heartbeat, this_process
-from pipeline.store.db import execute_dml
 from pipeline.store.models import Answer, Caption, Face, PersonScore, Photo, utcnow
+from pipeline.store.states import PhotoState, WorkKind
 from pipeline.store.storage_full import StorageBackoff, is_storage_full
 
 log = logging.getLogger(__name__)
@@ -83,32 +84,11 @@ def claim(session: Session, photo_id: int, task_id: str, settings: Settings) -> 
     before = session.get(Photo, photo_id)
     if before is None:
         return None, False
-    redelivered = before.state == "processing" and before.claimed_by == task_id
-    now = utcnow()
-    stale = now - timedelta(seconds=settings.stale_after)
-    claimed = execute_dml(
-        session,
-        update(Photo)
-        .where(
-            col(Photo.id) == photo_id,
-            or_(
-                col(Photo.state) == "queued",
-                and_(
-                    col(Photo.state) == "processing",
-                    or_(col(Photo.claimed_by) == task_id, col(Photo.claimed_at) < stale),
-                ),
-            ),
-        )
-        .values(
-            state="processing",
-            attempts=col(Photo.attempts) + 1,
-            claimed_by=task_id,
-            claimed_owner=this_process(),
-            claimed_at=now,
-        ),
-    )
+    redelivered = before.state == PhotoState.PROCESSING and before.claimed_by == task_id
+    stale = utcnow() - timedelta(seconds=settings.stale_after)
+    claimed = states.claim(session, photo_id, task_id, stale, owner=this_process())
     session.commit()
-    if claimed == 0:
+    if not claimed:
         return None, False
     session.refresh(before)
     redelivered = redelivered or before.attempts > 1
@@ -129,11 +109,8 @@ def _text(message: str) -> str:
 
 
 def _finish_failed(session: Session, photo: Photo, task_id: str, reason: str) -> None:
-    session.execute(
-        update(Photo)
-        .where(col(Photo.id) == photo.id, col(Photo.claimed_by) == task_id)
-        .values(state="failed", error=_text(reason)[:2000], done_at=utcnow(), claimed_by=None, claimed_owner=None)
-    )
+    assert photo.id is not None
+    states.fail(session, photo.id, task_id, _text(reason))
     session.commit()
     log.warning("photo %s failed: %s", photo.path, reason)
 
@@ -145,7 +122,7 @@ def _load_item(session: Session, photo: Photo, settings: Settings, profile: Prof
 
     assert photo.id is not None
     item = Item(photo_id=photo.id, path=photo.path, work=photo.work, width=photo.width or 0)
-    rematch = photo.work == "rematch" and photo.width is not None
+    rematch = photo.work == WorkKind.REMATCH and photo.width is not None
     stored = (
         session.exec(select(Face).where(col(Face.photo_id) == photo.id).order_by(col(Face.idx))).all()
         if rematch
@@ -235,26 +212,18 @@ def _write(session: Session, item: Item, desc: Description, index: PeopleIndex, 
     from pipeline.recognition.faces import embedding_to_bytes
 
     version = profile.model_version
-    owned = execute_dml(
+    owned = states.finish(
         session,
-        update(Photo)
-        .where(col(Photo.id) == item.photo_id, col(Photo.state) == "processing", col(Photo.claimed_by) == task_id)
-        .values(
-            state="done",
-            work="tag",
-            error=None,
-            profile=profile.name,
-            model_version=version,
-            enrolment_version=index.version,
-            done_at=utcnow(),
-            claimed_by=None,
-            claimed_owner=None,
-        ),
+        item.photo_id,
+        task_id,
+        profile=profile.name,
+        model_version=version,
+        enrolment_version=index.version,
     )
-    if owned == 0:
+    if not owned:
         session.rollback()
         return False
-    if item.work == "rematch":
+    if item.work == WorkKind.REMATCH:
         for face in item.faces:
             session.execute(
                 update(Face)
@@ -331,11 +300,7 @@ def _process_chunk(
         try:
             items.append(_load_item(session, photo, settings, profile, wants_pixels))
         except FileNotFoundError:
-            session.execute(
-                update(Photo)
-                .where(col(Photo.id) == photo.id, col(Photo.claimed_by) == task_id)
-                .values(state="missing", error="file no longer exists", claimed_by=None, claimed_owner=None)
-            )
+            states.vanished(session, photo.id, task_id)
             session.commit()
             outcome.missing.append(photo.id)
         except PhotoError as exc:
@@ -373,11 +338,29 @@ def _process_chunk(
         _finish_failed(session, only, task_id, f"{type(exc).__name__}: {exc}")
         outcome.failed.append(items[0].photo_id)
         return
+    written = []
     for it, desc in zip(items, descriptions, strict=True):
         if _write(session, it, desc, index, profile, task_id):
             outcome.done.append(it.photo_id)
+            written.append(it.photo_id)
         else:
             outcome.skipped.append(it.photo_id)
+    _join_clusters(session, written)
+
+
+def _join_clusters(session: Session, photo_ids: list[int]) -> None:
+    """New unknown faces of these photos join their nearest cluster (milliseconds); a failure
+    here is logged and leaves the faces for the next `pipeline clusters`."""
+    from pipeline.people.clusters import assign_new_faces
+
+    if not photo_ids:
+        return
+    try:
+        assign_new_faces(session, photo_ids)
+        session.commit()
+    except Exception:
+        session.rollback()
+        log.exception("joining the unknown faces of photos %s to clusters", photo_ids)
 
 
 def warm_up(settings: Settings, db_url: str | None = None) -> None:
@@ -472,7 +455,9 @@ def _chunk_until_room(
             backoff.wait(exc)
             ids = [p.id for p in photos]
             held = select(Photo).where(
-                col(Photo.id).in_(ids), col(Photo.state) == "processing", col(Photo.claimed_by) == task_id
+                col(Photo.id).in_(ids),
+                col(Photo.state) == PhotoState.PROCESSING.value,
+                col(Photo.claimed_by) == task_id,
             )
             photos = list(session.exec(held).all())
 
@@ -482,13 +467,10 @@ def _stale_results(session: Session, done: list[int], rounds: int) -> list[int]:
     if not done or rounds >= MAX_REMATCH_ROUNDS:
         return []
     current = enrolment_version(session)
-    query = select(col(Photo.id)).where(
-        col(Photo.id).in_(done), col(Photo.state) == "done", col(Photo.enrolment_version) != current
-    )
-    stale = [pid for pid in session.exec(query).all() if pid is not None]
+    query = select(col(Photo.id)).where(col(Photo.id).in_(done), col(Photo.enrolment_version) != current)
+    stale = states.requeue_for_rematch(session, [pid for pid in session.exec(query).all() if pid is not None])
     if not stale:
         return []
-    session.execute(update(Photo).where(col(Photo.id).in_(stale)).values(state="queued", work="rematch", attempts=0))
     session.commit()
     for pid in stale:
         done.remove(pid)
@@ -497,12 +479,7 @@ def _stale_results(session: Session, done: list[int], rounds: int) -> list[int]:
 
 def release_claims(task_id: str, db_url: str | None = None) -> int:
     """Put photos this task claimed but did not finish back to ``queued`` (soft time limit)."""
-    from pipeline.store.db import execute_dml, session_scope
+    from pipeline.store.db import session_scope
 
     with session_scope(db_url) as session:
-        return execute_dml(
-            session,
-            update(Photo)
-            .where(col(Photo.state) == "processing", col(Photo.claimed_by) == task_id)
-            .values(state="queued", claimed_by=None, claimed_owner=None, queued_at=utcnow()),
-        )
+        return states.release(session, task_id)

@@ -68,6 +68,16 @@ def test_restarted_after_it_dies_with_its_data(data_dir: Path) -> None:
         assert message is not None and "restarted" in message and "code -9" in message
         assert server.process.pid != old_pid
         assert client.lrange("gpu", 0, -1) == [b"a message"]  # same URL, same data
+        # Dying again and again: restarted, but with a growing pause (no restart storm).
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(10)
+        assert "restart 2" in (server.check() or "")  # a second quick death: restarted at once
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(10)
+        assert server.check() is None, "a third quick death waits a little"
+        messages: list[str] = []
+        wait_for(lambda: bool(messages.append(server.check() or "") or messages[-1]), timeout=60, message="restart")
+        assert "restart 3" in messages[-1] and client.ping()
     finally:
         server.stop()
 
