@@ -13,7 +13,6 @@ import threading
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -123,9 +122,8 @@ class Ingestor:
                 return {}
             hashes = list(set(digests.values()))
             same_bytes = set(session.exec(select(Photo.sha256).where(col(Photo.sha256).in_(hashes))).all())
-            now = utcnow()
             fresh = [key for key, digest in digests.items() if digest not in same_bytes]
-            values = [
+            files = [
                 {
                     "path": texts[key][0],
                     "path_bytes": texts[key][1],
@@ -133,19 +131,10 @@ class Ingestor:
                     "hash_kind": CONTENT_HASH,
                     "size": stats[key].st_size,
                     "mtime": stats[key].st_mtime,
-                    "queued_at": now,
-                    "created_at": now,
                 }
                 for key in fresh
             ]
-            if not values:
-                return {}
-            table = Photo.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table models
-            ids = (
-                session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), values)
-                .scalars()
-                .all()
-            )
+            ids = states.insert_new_photos(session, files)
             session.commit()
         return dict(zip(fresh, ids, strict=True))
 

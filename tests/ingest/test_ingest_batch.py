@@ -6,11 +6,12 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlmodel import Session, select
 
 from pipeline.ingest.ingestor import Ingestor
 from pipeline.ingest.watcher import FolderWatcher
-from pipeline.store import db
+from pipeline.store import db, states
 from pipeline.store.models import Photo
 from tests.conftest import wait_for
 
@@ -96,3 +97,19 @@ def test_watcher_hands_waiting_ready_files_on_together(tmp_path: Path) -> None:
         time.sleep(0.5)
         assert sorted(reported()) == sorted(names)  # each file once, none lost
     assert all(1 < len(b) <= 64 for b in batches)
+
+
+@pytest.mark.postgres
+def test_bulk_insert_returns_ids_in_order_on_postgres(postgres_url: str) -> None:
+    db.upgrade(postgres_url)
+    engine = db.make_engine(postgres_url)
+    files = [
+        {"path": f"/a/{i}.jpg", "path_bytes": None, "sha256": f"{i:064x}", "size": i, "mtime": 1.0} for i in range(50)
+    ]
+    with Session(engine) as session:
+        ids = states.insert_new_photos(session, files)
+        session.commit()
+        rows = {p.id: p for p in session.exec(select(Photo)).all()}
+    engine.dispose()
+    assert [rows[i].path for i in ids] == [f["path"] for f in files]
+    assert {p.state for p in rows.values()} == {"queued"} and {p.hash_kind for p in rows.values()} == {"blake3"}
