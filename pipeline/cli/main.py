@@ -17,11 +17,24 @@ from typer import Abort
 # typer upgrade a failed import here would fail every CLI test at once.
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
-from pipeline.cli import database, evaluate, models, people, query, running, samples, status, synth, train, web
+from pipeline.cli import (
+    clusters,
+    database,
+    evaluate,
+    models,
+    people,
+    query,
+    running,
+    samples,
+    status,
+    synth,
+    train,
+    web,
+)
 from pipeline.cli.app import app, err
 from pipeline.cli.failures import as_user_error
 
-COMMAND_MODULES = (people, running, status, query, database, samples, models, evaluate, train, synth, web)
+COMMAND_MODULES = (people, clusters, running, status, query, database, samples, models, evaluate, train, synth, web)
 
 
 def _print_error(message: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -93,11 +94,39 @@ def correct(
     face_id: Annotated[int, typer.Argument(help="faces.id (photo_people.face_id)")],
     name: Annotated[str | None, typer.Option("--name", help="This face is NAME")] = None,
     not_name: Annotated[str | None, typer.Option("--not", help="This face is not NAME")] = None,
+    reference: Annotated[
+        bool, typer.Option("--reference", help="With --name: also make this face one of NAME's references")
+    ] = False,
 ) -> None:
-    """Correct one face's name; the correction outranks the model from then on."""
+    """Correct one face's name (`pipeline faces` lists face ids); the correction outranks the model from then on."""
     from pipeline.people.changes import correct_face
+    from pipeline.people.references import correct_as_reference
+
+    if reference and name is None:
+        raise typer.BadParameter("--reference needs --name (the person the face becomes a reference of)")
+    with open_session() as session:
+        if reference and name is not None:
+            ids = correct_as_reference(session, settings(), face_id, name)
+        else:
+            ids = correct_face(session, face_id, name, not_name)
+    said = f"is {name}" if name else f"is not {not_name}"
+    out.print(f"face {face_id}: {said}" + (" (now a reference)" if reference else ""))
+    report_requeued(ids)
+
+
+@people_app.command("show")
+def people_show(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """A person's references with their source (enrolment, correction, cluster)."""
+    from pipeline.people.references import list_references
 
     with open_session() as session:
-        ids = correct_face(session, face_id, name, not_name)
-    out.print(f"face {face_id}: " + (f"is {name}" if name else f"is not {not_name}"))
-    report_requeued(ids)
+        person, refs = list_references(session, name)
+    if as_json:
+        rows = [asdict(r) for r in refs]
+        out.print_json(json.dumps({"id": person.id, "name": person.name, "references": rows}, default=str))
+        return
+    table = Table("reference", "source", "face", "photo", "added", title=f"{person.name} (id {person.id})")
+    for r in refs:
+        face = str(r.face_id) if r.face_id is not None else ""
+        table.add_row(str(r.id), r.source, face, r.original_path, str(r.created_at)[:19])
+    out.print(table)

@@ -38,13 +38,17 @@ def status(
     from pipeline.people.registry import enrolment_version
     from pipeline.service.progress import state_counts
     from pipeline.store.models import Photo
+    from pipeline.store.states import PhotoState
 
     s = settings()
     broker = resolve_broker_url(s)
     with open_session() as session:
         counts = state_counts(session)
         failed = session.exec(
-            select(Photo).where(col(Photo.state) == "failed").order_by(col(Photo.done_at).desc()).limit(failures)
+            select(Photo)
+            .where(col(Photo.state) == PhotoState.FAILED.value)
+            .order_by(col(Photo.done_at).desc())
+            .limit(failures)
         ).all()
         version = enrolment_version(session)
     data = {

@@ -15,13 +15,15 @@ import time
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_
 from sqlmodel import col, select
 
 from pipeline.broker.client import queue_length
 from pipeline.broker.contract import QUEUE, TAG_TASK, celery_config
 from pipeline.config import Settings
+from pipeline.store import states
 from pipeline.store.models import Photo, utcnow
+from pipeline.store.states import PhotoState
 from pipeline.store.storage_full import is_storage_full
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,17 @@ class Dispatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.sent = 0
+        self._down = False  # the last send failed: say so once per outage, and once when it ends
+
+    def _unreachable(self, exc: Exception) -> None:
+        if not self._down:
+            log.warning("broker unreachable (%s): photos stay queued and will be re-sent", exc)
+        self._down = True
+
+    def _reachable(self) -> None:
+        if self._down:
+            log.warning("broker reachable again: queued photos are being sent")
+        self._down = False
 
     def _celery(self) -> Any:
         if self._app is None:
@@ -64,13 +77,15 @@ class Dispatcher:
         try:
             with self._celery().producer_or_acquire() as producer:  # the pool that send() uses
                 producer.connection.ensure_connection(max_retries=1)
+            self._reachable()
             return True
         except Exception as exc:  # kombu raises several types for a dead broker
-            log.warning("broker unreachable (%s): photos stay queued and will be re-sent", exc)
+            self._unreachable(exc)
             return False
 
     def send(self, photo_ids: list[int]) -> bool:
-        """Send now (split into batches). Returns False, logging why, if the broker is unreachable."""
+        """Send now (split into batches). Returns False if the broker is unreachable; the first
+        failure of an outage is logged as a warning, and so is the first success after it."""
         if not photo_ids:
             return True
         if not self.broker_url:
@@ -89,8 +104,9 @@ class Dispatcher:
                 )
                 self.sent += len(batch)
         except Exception as exc:  # kombu raises several types for a dead broker
-            log.warning("broker unreachable (%s): photos stay queued and will be re-sent", exc)
+            self._unreachable(exc)
             return False
+        self._reachable()
         return True
 
     def add(self, photo_id: int) -> None:
@@ -174,10 +190,10 @@ def release_orphaned_claims(settings: Settings, db_url: str | None = None) -> li
     same task still holds it, so a claim taken meanwhile by a live worker is left alone.
     """
     from pipeline.store.claim_owner import owner_is_gone
-    from pipeline.store.db import execute_dml, session_scope
+    from pipeline.store.db import session_scope
 
     now = utcnow()
-    processing = col(Photo.state) == "processing"
+    processing = col(Photo.state) == PhotoState.PROCESSING.value
     with session_scope(db_url) as session:
         owners = session.exec(select(col(Photo.claimed_owner)).where(processing).distinct()).all()
         gone = [owner for owner in owners if owner_is_gone(owner)]
@@ -185,18 +201,11 @@ def release_orphaned_claims(settings: Settings, db_url: str | None = None) -> li
         silent = or_(col(Photo.claimed_at).is_(None), col(Photo.claimed_at) < cutoff)
         condition = or_(silent, col(Photo.claimed_owner).in_(gone)) if gone else silent
         candidates = session.exec(select(col(Photo.id), col(Photo.claimed_by)).where(processing, condition)).all()
-        released: list[int] = []
-        for photo_id, task_id in candidates:
-            same_claim = col(Photo.claimed_by) == task_id if task_id is not None else col(Photo.claimed_by).is_(None)
-            changed = execute_dml(
-                session,
-                update(Photo)
-                .where(col(Photo.id) == photo_id, processing, same_claim)
-                .values(state="queued", claimed_by=None, claimed_owner=None, queued_at=now),
-            )
-            if changed and photo_id is not None:
-                released.append(photo_id)
-    return released
+        return [
+            photo_id
+            for photo_id, task_id in candidates
+            if photo_id is not None and states.release_orphan(session, photo_id, task_id, queued_at=now)
+        ]
 
 
 def _claim_unsent(cutoff: datetime, now: datetime, db_url: str | None) -> list[int]:
@@ -204,15 +213,7 @@ def _claim_unsent(cutoff: datetime, now: datetime, db_url: str | None) -> list[i
     from pipeline.store.db import session_scope
 
     with session_scope(db_url) as session:
-        query = (
-            select(col(Photo.id))
-            .where(col(Photo.state) == "queued", or_(col(Photo.queued_at).is_(None), col(Photo.queued_at) < cutoff))
-            .order_by(col(Photo.id))
-        )
-        ids = [pid for pid in session.exec(query).all() if pid is not None]
-        if ids:
-            session.execute(update(Photo).where(col(Photo.id).in_(ids)).values(queued_at=now))
-    return ids
+        return states.take_queued_for_sending(session, queued_before=cutoff, now=now)
 
 
 def send_all_queued(settings: Settings, dispatcher: Dispatcher, db_url: str | None = None) -> int:
@@ -220,10 +221,7 @@ def send_all_queued(settings: Settings, dispatcher: Dispatcher, db_url: str | No
     from pipeline.store.db import session_scope
 
     with session_scope(db_url) as session:
-        query = select(col(Photo.id)).where(col(Photo.state) == "queued").order_by(col(Photo.id))
-        ids = [pid for pid in session.exec(query).all() if pid is not None]
-        if ids:
-            session.execute(update(Photo).where(col(Photo.id).in_(ids)).values(queued_at=utcnow()))
+        ids = states.take_queued_for_sending(session)
     if ids and dispatcher.send(ids):
         return len(ids)
     return 0

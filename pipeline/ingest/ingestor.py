@@ -20,7 +20,9 @@ from pipeline.config import Settings
 from pipeline.ingest.watcher import FolderWatcher
 from pipeline.photos.files import CONTENT_HASH, content_hash, sha256_file
 from pipeline.photos.path_text import path_text
-from pipeline.store.models import Photo, utcnow
+from pipeline.store import states
+from pipeline.store.models import Photo
+from pipeline.store.states import PhotoState
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +33,6 @@ class Sender(Protocol):
 
 def norm_path(path: Path | str) -> str:
     return os.path.abspath(os.fspath(path))
-
-
-def _restored_state(photo: Photo) -> str:
-    """State of a photo that comes back (un-missing): its results survive."""
-    if photo.model_version is not None and photo.done_at is not None:
-        return "done"
-    if photo.error:
-        return "failed"
-    return "queued"
 
 
 class Ingestor:
@@ -121,7 +114,8 @@ class Ingestor:
         text, raw = path_text(key)  # a name that is not UTF-8 is stored escaped + as bytes
         with self._session() as session:
             row = session.exec(select(Photo).where(Photo.path == text)).first()
-            if row is not None and row.size == stat.st_size and row.mtime == stat.st_mtime and row.state != "missing":
+            unchanged = row is not None and row.size == stat.st_size and row.mtime == stat.st_mtime
+            if row is not None and unchanged and row.state != PhotoState.MISSING:
                 if row.hash_kind != CONTENT_HASH:  # unchanged since the upgrade: adopt the current hash once
                     row.sha256, row.hash_kind = content_hash(Path(key)), CONTENT_HASH
                     session.add(row)
@@ -134,13 +128,14 @@ class Ingestor:
                     if old_kind != CONTENT_HASH:
                         row.sha256, row.hash_kind = content_hash(Path(key)), CONTENT_HASH
                     row.size, row.mtime = stat.st_size, stat.st_mtime
-                    if row.state == "missing":
-                        row.state = _restored_state(row)
+                    if row.state == PhotoState.MISSING:
+                        states.restore(row)
                     session.add(row)
                     session.commit()
                     return self._queue_if_needed(row)
                 digest = digest if old_kind == CONTENT_HASH else content_hash(Path(key))
-                self._reset(row, digest, stat.st_size, stat.st_mtime)
+                states.retag(row, digest, stat.st_size, stat.st_mtime)
+                row.hash_kind = CONTENT_HASH
                 session.add(row)
                 session.commit()
                 return self._queue_if_needed(row)
@@ -150,12 +145,12 @@ class Ingestor:
                 log.info("moved: %s -> %s", moved.path, text)
                 moved.path, moved.path_bytes, moved.size, moved.mtime = text, raw, stat.st_size, stat.st_mtime
                 moved.sha256, moved.hash_kind = digest, CONTENT_HASH
-                if moved.state == "missing":
-                    moved.state = _restored_state(moved)
+                if moved.state == PhotoState.MISSING:
+                    states.restore(moved)
                 session.add(moved)
                 session.commit()
                 return self._queue_if_needed(moved)
-            photo = Photo(path=text, path_bytes=raw, sha256=digest, size=stat.st_size, mtime=stat.st_mtime)
+            photo = states.new_photo(text, digest, stat.st_size, stat.st_mtime, path_bytes=raw)
             session.add(photo)
             try:
                 session.commit()
@@ -164,12 +159,6 @@ class Ingestor:
                 return None
             self.registered += 1
             return self._queue_if_needed(photo)
-
-    @staticmethod
-    def _reset(row: Photo, digest: str, size: int, mtime: float) -> None:
-        row.sha256, row.hash_kind, row.size, row.mtime = digest, CONTENT_HASH, size, mtime
-        row.state, row.work, row.attempts, row.error = "queued", "tag", 0, None
-        row.queued_at, row.claimed_by = utcnow(), None
 
     def _moved_from(self, session: Session, digest: str, path: Path) -> Photo | None:
         """The row of a vanished file with the same bytes as ``path`` (a move), if any: by the
@@ -195,7 +184,7 @@ class Ingestor:
         return self._legacy
 
     def _queue_if_needed(self, photo: Photo) -> int | None:
-        if photo.state == "queued" and photo.id is not None:
+        if photo.state == PhotoState.QUEUED and photo.id is not None:
             if self.sender is not None:
                 self.sender.add(photo.id)
             return photo.id
@@ -209,9 +198,7 @@ class Ingestor:
         text = path_text(key)[0]
         with self._session() as session:
             row = session.exec(select(Photo).where(Photo.path == text)).first()
-            if row is not None and row.state != "missing":
-                row.state = "missing"
-                session.add(row)
+            if row is not None and row.id is not None and states.mark_missing(session, [row.id]):
                 session.commit()
                 log.info("missing: %s", text)
 
@@ -220,14 +207,16 @@ class Ingestor:
         self._legacy = None  # the walk converted what it could; ask again
         prefix = path_text(norm_path(root).rstrip(os.sep) + os.sep)[0]
         seen_keys = {path_text(norm_path(p))[0] for p in seen}
-        marked = 0
         with self._session() as session:
-            rows = session.exec(select(Photo).where(Photo.path.startswith(prefix), Photo.state != "missing")).all()
-            for row in rows:
-                if row.path not in seen_keys and not os.path.exists(row.file_path):
-                    row.state = "missing"
-                    session.add(row)
-                    marked += 1
+            query = select(Photo).where(
+                col(Photo.path).startswith(prefix), col(Photo.state) != PhotoState.MISSING.value
+            )
+            gone = [
+                row.id
+                for row in session.exec(query).all()
+                if row.id is not None and row.path not in seen_keys and not os.path.exists(row.file_path)
+            ]
+            marked = len(states.mark_missing(session, gone))
             session.commit()
         return marked
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, update
+from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, select
 
 from pipeline.errors import PipelineError
 from pipeline.photos.path_text import path_text
-from pipeline.store.models import Photo, utcnow
+from pipeline.store import states
+from pipeline.store.models import Photo
+from pipeline.store.states import PhotoState
 
 
 class NothingToRetry(PipelineError, LookupError):
@@ -17,8 +19,10 @@ class NothingToRetry(PipelineError, LookupError):
 def retry_photos(session: Session, photo_id: int | None = None, path: str | None = None) -> list[int]:
     """Queue photos again with a fresh attempt count (not committed); returns their ids.
 
-    No argument: every ``failed`` photo. ``photo_id`` or ``path``: that one photo, whatever its state.
-    Raises :class:`NothingToRetry` when nothing matches.
+    No argument: every ``failed`` photo. ``photo_id`` or ``path``: that one photo when it is
+    ``failed`` or ``done`` (:func:`pipeline.store.states.retry`; a queued or processing photo is
+    already on its way, a missing one has no file). Raises :class:`NothingToRetry` when nothing
+    matches.
     """
     where: ColumnElement[bool]
     if photo_id is not None:
@@ -27,13 +31,13 @@ def retry_photos(session: Session, photo_id: int | None = None, path: str | None
         text = path_text(path)[0]
         where, what = col(Photo.path) == text, repr(text)
     else:
-        where, what = col(Photo.state) == "failed", "failed photos (there are none)"
-    ids = [pid for pid in session.exec(select(col(Photo.id)).where(where)).all() if pid is not None]
-    if not ids:
+        where, what = col(Photo.state) == PhotoState.FAILED.value, "failed photos (there are none)"
+    rows = session.exec(select(col(Photo.id), col(Photo.state)).where(where)).all()
+    if not rows:
         raise NothingToRetry(f"nothing to retry for {what}")
-    session.execute(
-        update(Photo)
-        .where(col(Photo.id).in_(ids))
-        .values(state="queued", work="tag", attempts=0, error=None, queued_at=utcnow())
-    )
+    ids = states.retry(session, [pid for pid, _state in rows if pid is not None])
+    if not ids:
+        raise NothingToRetry(
+            f"nothing to retry for {what}: it is {rows[0][1]} (only failed or done photos are retried)"
+        )
     return ids

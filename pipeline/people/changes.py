@@ -9,7 +9,9 @@ from sqlalchemy import ColumnElement, or_, update
 from sqlmodel import Session, col, select
 
 from pipeline.people.registry import PeopleError, clean_name, find_person, get_person, name_key, record_event
-from pipeline.store.models import Concept, Face, PersonScore, Photo, Reference, utcnow
+from pipeline.store import states
+from pipeline.store.models import Concept, Face, PersonScore, Photo, Reference
+from pipeline.store.states import PhotoState
 
 
 def requeue_affected(session: Session, person_ids: set[int], include_unknown: bool) -> list[int]:
@@ -24,16 +26,20 @@ def requeue_affected(session: Session, person_ids: set[int], include_unknown: bo
         conditions.append(col(Face.person_id).is_(None) & col(Face.user_set).is_(False))
     if not conditions:
         return []
-    photo_ids = sorted(set(session.exec(select(Face.photo_id).where(or_(*conditions))).all()))
+    return requeue_photos(session, set(session.exec(select(Face.photo_id).where(or_(*conditions))).all()))
+
+
+def requeue_photos(session: Session, photo_ids: set[int]) -> list[int]:
+    """Mark these photos, when done, for re-matching (``queued``, ``work = rematch``); returns the
+    ids now queued among them (photos already queued or processing are left alone: a worker
+    re-checks the enrolment version when it finishes)."""
     if not photo_ids:
         return []
-    session.execute(
-        update(Photo)
-        .where(col(Photo.id).in_(photo_ids), col(Photo.state) == "done")
-        .values(state="queued", work="rematch", queued_at=utcnow(), attempts=0, error=None)
-    )
+    states.requeue_for_rematch(session, sorted(photo_ids))
     query = (
-        select(col(Photo.id)).where(col(Photo.id).in_(photo_ids), col(Photo.state) == "queued").order_by(col(Photo.id))
+        select(col(Photo.id))
+        .where(col(Photo.id).in_(sorted(photo_ids)), col(Photo.state) == PhotoState.QUEUED.value)
+        .order_by(col(Photo.id))
     )
     return [pid for pid in session.exec(query).all() if pid is not None]
 
@@ -128,9 +134,5 @@ def correct_face(session: Session, face_id: int, name: str | None = None, not_na
     session.add(face)
     record_event(session, "correct", person.id, detail)
     session.flush()
-    session.execute(
-        update(Photo)
-        .where(col(Photo.id) == face.photo_id, col(Photo.state) == "done")
-        .values(state="queued", work="rematch", queued_at=utcnow(), attempts=0, error=None)
-    )
+    states.requeue_for_rematch(session, [face.photo_id])
     return [face.photo_id]

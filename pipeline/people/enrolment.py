@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from pipeline.config import Settings
 from pipeline.people.changes import requeue_affected
-from pipeline.people.registry import PeopleError, clean_name, find_person, name_key, record_event
+from pipeline.people.registry import PeopleError, clean_name, find_or_create_person, record_event
 from pipeline.photos.path_text import path_text
 from pipeline.store.models import Concept, Person, Reference, utcnow
 
@@ -35,7 +35,7 @@ class EnrollResult:
     requeued_photo_ids: list[int] = field(default_factory=list)
 
 
-def _store_reference_copy(settings: Settings, source: Path, digest: str) -> Path:
+def store_reference_copy(settings: Settings, source: Path, digest: str) -> Path:
     """Content-addressed copy: ``references/ab/abcdef....jpg``."""
     target = settings.references_dir / digest[:2] / f"{digest}{source.suffix.lower()}"
     if not target.exists():
@@ -97,12 +97,7 @@ def enroll(
         chosen = _pick_face(path, model.detect(np.asarray(decoded.image)), face)
         prepared.append((path, sha256_file(path), chosen))
 
-    person = find_person(session, name)
-    created = person is None
-    if person is None:
-        person = Person(name=name, name_key=name_key(name))
-        session.add(person)
-        session.flush()
+    person, created = find_or_create_person(session, name)
     assert person.id is not None
     existing = {r.sha256 for r in session.exec(select(Reference).where(col(Reference.person_id) == person.id)).all()}
     added = skipped = 0
@@ -110,7 +105,7 @@ def enroll(
         if digest in existing:
             skipped += 1
             continue
-        stored = _store_reference_copy(settings, path, digest)
+        stored = store_reference_copy(settings, path, digest)
         x, y, w, h = chosen.box
         session.add(
             Reference(

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from pipeline.errors import PipelineError
 from pipeline.store.models import EnrolmentEvent, Face, Person, Photo, Reference
+from pipeline.store.states import PhotoState
 
 
 class PeopleError(PipelineError, ValueError):
@@ -44,6 +45,18 @@ def find_person(session: Session, name: str) -> Person | None:
     return session.exec(select(Person).where(Person.name_key == name_key(name))).first()
 
 
+def find_or_create_person(session: Session, name: str) -> tuple[Person, bool]:
+    """The person called ``name`` (ignoring case), or a new one (flushed, so it has its id);
+    returns (person, created). ``name`` must already be cleaned (:func:`clean_name`)."""
+    person = find_person(session, name)
+    if person is not None:
+        return person, False
+    person = Person(name=name, name_key=name_key(name))
+    session.add(person)
+    session.flush()
+    return person, True
+
+
 def get_person(session: Session, name: str) -> Person:
     person = find_person(session, name)
     if person is None:
@@ -69,7 +82,7 @@ def list_people(session: Session) -> list[dict[str, object]]:
         session.exec(
             select(col(Face.person_id), func.count(func.distinct(col(Face.photo_id))))
             .join(Photo, col(Photo.id) == col(Face.photo_id))
-            .where(col(Photo.state) != "missing")
+            .where(col(Photo.state) != PhotoState.MISSING.value)
             .group_by(col(Face.person_id))
         ).all()
     )

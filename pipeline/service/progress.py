@@ -10,11 +10,12 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from pipeline.store.models import Caption, Face, Person, Photo
+from pipeline.store.states import PhotoState
 
 
 def state_counts(session: Session) -> dict[str, int]:
     """Photos per state (every state present, zeros included)."""
-    counts = {state: 0 for state in ("queued", "processing", "done", "failed", "missing")}
+    counts = {state.value: 0 for state in PhotoState}
     for state, n in session.exec(select(Photo.state, func.count()).group_by(Photo.state)).all():
         counts[state] = int(n)
     return counts
@@ -22,7 +23,7 @@ def state_counts(session: Session) -> dict[str, int]:
 
 def photo_line(session: Session, photo: Photo) -> str:
     """One human line for a finished photo."""
-    if photo.state == "failed":
+    if photo.state == PhotoState.FAILED:
         return f"failed  {photo.path}: {photo.error}"
     names = session.exec(
         select(col(Person.name))
@@ -58,7 +59,9 @@ class ProgressReporter:
     def poll(self) -> bool:
         """Report news; returns True while photos are queued or processing."""
         with Session(self.engine) as session:
-            query = select(Photo).where(col(Photo.state).in_(("done", "failed")), col(Photo.done_at).is_not(None))
+            query = select(Photo).where(
+                col(Photo.state).in_((PhotoState.DONE.value, PhotoState.FAILED.value)), col(Photo.done_at).is_not(None)
+            )
             if self._watermark is not None:
                 query = query.where(col(Photo.done_at) >= self._watermark)
             for photo in session.exec(query.order_by(col(Photo.done_at), col(Photo.id))).all():
@@ -75,7 +78,7 @@ class ProgressReporter:
         if text != self._last_text and now - self._last_counts >= self.counts_every:
             self.report(text)
             self._last_text, self._last_counts = text, now
-        return counts["queued"] + counts["processing"] > 0
+        return counts[PhotoState.QUEUED] + counts[PhotoState.PROCESSING] > 0
 
     @staticmethod
     def _counts_text(counts: dict[str, int]) -> str:

@@ -18,10 +18,7 @@ from functools import lru_cache
 from types import TracebackType
 
 import psutil
-from sqlalchemy import update
-from sqlmodel import Session, col
-
-from pipeline.store.models import Photo, utcnow
+from sqlmodel import Session
 
 log = logging.getLogger(__name__)
 
@@ -78,15 +75,11 @@ class Heartbeat:
 
     def beat(self) -> int:
         """Refresh the claims now; returns how many photos this process holds."""
-        from pipeline.store.db import execute_dml, get_engine
+        from pipeline.store.db import get_engine
+        from pipeline.store.states import refresh_claims
 
         with Session(get_engine(self.db_url)) as session:
-            held = execute_dml(
-                session,
-                update(Photo)
-                .where(col(Photo.state) == "processing", col(Photo.claimed_owner) == self.owner)
-                .values(claimed_at=utcnow()),
-            )
+            held = refresh_claims(session, self.owner)
             session.commit()
         return held
 

@@ -7,8 +7,21 @@ concept tensors); their shapes are in the docstrings and the README.
 import os
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
+
+from pipeline.store.state_names import PhotoState, WorkKind, check_sql
 
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(column_0_label)s",
@@ -18,9 +31,6 @@ SQLModel.metadata.naming_convention = {
     "pk": "pk_%(table_name)s",
 }
 metadata: MetaData = SQLModel.metadata
-
-PHOTO_STATES = ("queued", "processing", "done", "failed", "missing")
-WORK_KINDS = ("tag", "rematch")
 
 
 def utcnow() -> datetime:
@@ -56,7 +66,33 @@ class Reference(SQLModel, table=True):
     h: float
     det_score: float
     embedding: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    #: Where the reference came from: ``enrolment`` (pipeline enroll), ``correction`` (a user
+    #: confirmed a face: pipeline correct --reference) or ``cluster`` (pipeline clusters name);
+    #: for the last two, the face and photo it was taken from.
+    source: str = Field(default="enrolment", max_length=20)
+    face_id: int | None = None
+    photo_id: int | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Cluster(SQLModel, table=True):
+    """A group of unknown faces that look like one person (``pipeline clusters``).
+
+    ``centroid_sum``: float32 bytes (128,), the sum of the member embeddings when the cluster was
+    formed (its direction is the centroid new faces are compared with); ``n_faces`` counts
+    members, joined ones included. ``status``: ``open`` (listed), ``ignored`` (strangers, hidden)
+    or ``named`` (its faces now carry ``person_id``). No foreign key to ``people``: forgetting a
+    person leaves the cluster's history.
+    """
+
+    __tablename__ = "clusters"
+    id: int | None = Field(default=None, primary_key=True)
+    n_faces: int = 0
+    centroid_sum: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    status: str = Field(default="open", max_length=20, index=True)
+    person_id: int | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
 class Concept(SQLModel, table=True):
@@ -90,12 +126,12 @@ class EnrolmentEvent(SQLModel, table=True):
 
 
 class Photo(SQLModel, table=True):
-    """A photo file. ``state``: queued | processing | done | failed | missing.
+    """A photo file. ``state``: a :class:`PhotoState`, changed only by :mod:`pipeline.store.states`.
 
     ``sha256`` is the content hash (hex) of the kind ``hash_kind`` names: BLAKE3 for rows written
     since revision 0007, SHA-256 before (the column keeps its name for existing SQL).
 
-    ``work`` says what a worker must do: ``tag`` (decode, detect, match, describe) or ``rematch``
+    ``work`` (a :class:`WorkKind`) says what a worker must do: ``tag`` (decode, detect, match, describe) or ``rematch``
     (re-match stored face embeddings and redo what depends on the people present).
     ``enrolment_version`` is the enrolment state the current results were computed against.
     """
@@ -104,6 +140,8 @@ class Photo(SQLModel, table=True):
     __table_args__ = (
         Index("ix_photos_state_queued_at", "state", "queued_at"),
         Index("ix_photos_state_done_at", "state", "done_at"),  # the web app's recent failures
+        CheckConstraint(check_sql("state", PhotoState), name="state"),
+        CheckConstraint(check_sql("work", WorkKind), name="work"),
     )
     id: int | None = Field(default=None, primary_key=True)
     path: str = Field(sa_column=Column(Text, nullable=False, unique=True))
@@ -118,8 +156,8 @@ class Photo(SQLModel, table=True):
     width: int | None = None
     height: int | None = None
     taken_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
-    state: str = Field(default="queued", max_length=20, index=True)
-    work: str = Field(default="tag", max_length=20)
+    state: str = Field(default=PhotoState.QUEUED.value, max_length=20, index=True)
+    work: str = Field(default=WorkKind.TAG.value, max_length=20)
     attempts: int = 0
     error: str | None = Field(default=None, sa_column=Column(Text))
     profile: str | None = Field(default=None, max_length=20)
@@ -175,6 +213,7 @@ class Face(SQLModel, table=True):
     user_set: bool = False
     rejected_person_ids: str | None = Field(default=None, max_length=1000)
     photo_time: float | None = None
+    cluster_id: int | None = Field(default=None, index=True)  # clusters.id of an unknown face
 
 
 class PersonScore(SQLModel, table=True):

@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import and_, delete, or_, update
+from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from pipeline.config import Settings
@@ -28,9 +28,10 @@ from pipeline.people.index import load_people_index
 from pipeline.people.registry import enrolment_version
 from pipeline.profiles import Description, PeopleIndex, Profile, Scene, get_profile
 from pipeline.recognition.fusion import fused_scores
+from pipeline.store import states
 from pipeline.store.claim_owner import Heartbeat, this_process
-from pipeline.store.db import execute_dml
 from pipeline.store.models import Answer, Caption, Face, PersonScore, Photo, utcnow
+from pipeline.store.states import PhotoState, WorkKind
 from pipeline.store.storage_full import StorageBackoff, is_storage_full
 
 log = logging.getLogger(__name__)
@@ -83,42 +84,17 @@ def claim(session: Session, photo_id: int, task_id: str, settings: Settings) -> 
     before = session.get(Photo, photo_id)
     if before is None:
         return None, False
-    redelivered = before.state == "processing" and before.claimed_by == task_id
-    now = utcnow()
-    stale = now - timedelta(seconds=settings.stale_after)
-    claimed = execute_dml(
-        session,
-        update(Photo)
-        .where(
-            col(Photo.id) == photo_id,
-            or_(
-                col(Photo.state) == "queued",
-                and_(
-                    col(Photo.state) == "processing",
-                    or_(col(Photo.claimed_by) == task_id, col(Photo.claimed_at) < stale),
-                ),
-            ),
-        )
-        .values(
-            state="processing",
-            attempts=col(Photo.attempts) + 1,
-            claimed_by=task_id,
-            claimed_owner=this_process(),
-            claimed_at=now,
-        ),
-    )
+    redelivered = before.state == PhotoState.PROCESSING and before.claimed_by == task_id
+    stale = utcnow() - timedelta(seconds=settings.stale_after)
+    claimed = states.claim(session, photo_id, task_id, stale, owner=this_process())
     session.commit()
-    if claimed == 0:
+    if not claimed:
         return None, False
     session.refresh(before)
     redelivered = redelivered or before.attempts > 1
     if before.attempts > settings.max_attempts:
-        _finish_failed(
-            session,
-            before,
-            task_id,
-            f"gave up after {before.attempts - 1} attempts: the worker died or hit its time limit on this photo",
-        )
+        why = f"last error: {before.error}" if before.error else "the worker died or hit its time limit on this photo"
+        _finish_failed(session, before, task_id, f"gave up after {before.attempts - 1} attempts: {why}")
         return None, redelivered
     return before, redelivered
 
@@ -129,11 +105,8 @@ def _text(message: str) -> str:
 
 
 def _finish_failed(session: Session, photo: Photo, task_id: str, reason: str) -> None:
-    session.execute(
-        update(Photo)
-        .where(col(Photo.id) == photo.id, col(Photo.claimed_by) == task_id)
-        .values(state="failed", error=_text(reason)[:2000], done_at=utcnow(), claimed_by=None, claimed_owner=None)
-    )
+    assert photo.id is not None
+    states.fail(session, photo.id, task_id, _text(reason))
     session.commit()
     log.warning("photo %s failed: %s", photo.path, reason)
 
@@ -145,7 +118,7 @@ def _load_item(session: Session, photo: Photo, settings: Settings, profile: Prof
 
     assert photo.id is not None
     item = Item(photo_id=photo.id, path=photo.path, work=photo.work, width=photo.width or 0)
-    rematch = photo.work == "rematch" and photo.width is not None
+    rematch = photo.work == WorkKind.REMATCH and photo.width is not None
     stored = (
         session.exec(select(Face).where(col(Face.photo_id) == photo.id).order_by(col(Face.idx))).all()
         if rematch
@@ -235,26 +208,18 @@ def _write(session: Session, item: Item, desc: Description, index: PeopleIndex, 
     from pipeline.recognition.faces import embedding_to_bytes
 
     version = profile.model_version
-    owned = execute_dml(
+    owned = states.finish(
         session,
-        update(Photo)
-        .where(col(Photo.id) == item.photo_id, col(Photo.state) == "processing", col(Photo.claimed_by) == task_id)
-        .values(
-            state="done",
-            work="tag",
-            error=None,
-            profile=profile.name,
-            model_version=version,
-            enrolment_version=index.version,
-            done_at=utcnow(),
-            claimed_by=None,
-            claimed_owner=None,
-        ),
+        item.photo_id,
+        task_id,
+        profile=profile.name,
+        model_version=version,
+        enrolment_version=index.version,
     )
-    if owned == 0:
+    if not owned:
         session.rollback()
         return False
-    if item.work == "rematch":
+    if item.work == WorkKind.REMATCH:
         for face in item.faces:
             session.execute(
                 update(Face)
@@ -323,7 +288,18 @@ def _process_chunk(
 ) -> None:
     from pipeline.photos.decode import PhotoError
 
-    index = load_people_index(session, settings, profile)
+    try:
+        index = load_people_index(session, settings, profile)
+    except Exception as exc:  # every photo of the chunk fails with the real reason, at once
+        if _is_transient(exc):
+            raise
+        log.exception("loading the enrolled people")
+        session.rollback()
+        for photo in photos:
+            assert photo.id is not None
+            _finish_failed(session, photo, task_id, f"could not load the enrolled people: {_reason(exc)}")
+            outcome.failed.append(photo.id)
+        return
     wants_pixels = profile.needs_pixels_to_describe or profile.name != "faces"
     items: list[Item] = []
     for photo in photos:
@@ -331,21 +307,18 @@ def _process_chunk(
         try:
             items.append(_load_item(session, photo, settings, profile, wants_pixels))
         except FileNotFoundError:
-            session.execute(
-                update(Photo)
-                .where(col(Photo.id) == photo.id, col(Photo.claimed_by) == task_id)
-                .values(state="missing", error="file no longer exists", claimed_by=None, claimed_owner=None)
-            )
+            states.vanished(session, photo.id, task_id)
             session.commit()
             outcome.missing.append(photo.id)
         except PhotoError as exc:
             _finish_failed(session, photo, task_id, exc.reason)
             outcome.failed.append(photo.id)
         except Exception as exc:  # a bug or a model error: fail this photo, keep the worker going
-            if is_storage_full(exc):
-                raise  # not the photo's fault: the caller waits for room and tries again
+            if _is_transient(exc):
+                raise  # not the photo's fault: the caller waits and tries again
             log.exception("loading photo %s", photo.path)
-            _finish_failed(session, photo, task_id, f"{type(exc).__name__}: {exc}")
+            session.rollback()
+            _finish_failed(session, photo, task_id, _reason(exc))
             outcome.failed.append(photo.id)
     if not items:
         return
@@ -355,12 +328,17 @@ def _process_chunk(
             images = [it.image for it in with_pixels if it.image is not None]
             scores = profile.recognition_scores(images, index.people)
             if scores is not None:
+                _check_count(profile, "recognition score rows", len(scores), len(with_pixels))
                 for it, row in zip(with_pixels, scores, strict=True):
                     it.plvm = np.asarray(row, dtype=np.float64)
+                    _check_count(profile, "scores per photo", len(it.plvm), len(index.people))
         for it in items:
             _name_faces(it, index, settings)
         descriptions = profile.describe([_scene(it, index) for it in items], settings.questions)
+        _check_count(profile, "descriptions", len(descriptions), len(items))
     except Exception as exc:
+        if _is_transient(exc):
+            raise
         log.exception("profile %s failed on a batch of %d", profile.name, len(items))
         if len(items) > 1:  # retry one by one so one bad photo does not fail the others
             for it in items:
@@ -370,14 +348,66 @@ def _process_chunk(
             return
         only = session.get(Photo, items[0].photo_id)
         assert only is not None
-        _finish_failed(session, only, task_id, f"{type(exc).__name__}: {exc}")
+        _finish_failed(session, only, task_id, _reason(exc))
         outcome.failed.append(items[0].photo_id)
         return
+    written: list[int] = []
     for it, desc in zip(items, descriptions, strict=True):
-        if _write(session, it, desc, index, profile, task_id):
-            outcome.done.append(it.photo_id)
-        else:
-            outcome.skipped.append(it.photo_id)
+        try:
+            owned = _write(session, it, desc, index, profile, task_id)
+        except Exception as exc:  # this photo's rows could not be written: fail it, write the others
+            if _is_transient(exc):
+                raise
+            log.exception("writing the results of photo %s", it.path)
+            session.rollback()
+            only = session.get(Photo, it.photo_id)
+            assert only is not None
+            _finish_failed(session, only, task_id, f"could not write the results: {_reason(exc)}")
+            outcome.failed.append(it.photo_id)
+            continue
+        (outcome.done if owned else outcome.skipped).append(it.photo_id)
+        if owned:
+            written.append(it.photo_id)
+    _join_clusters(session, written)
+
+
+class ProfileResultError(RuntimeError):
+    """A profile returned a different number of results than it was given photos (or people)."""
+
+
+def _check_count(profile: Profile, what: str, got: int, expected: int) -> None:
+    if got != expected:
+        raise ProfileResultError(f"profile {profile.name!r} returned {got} {what} for {expected}")
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, for ``photos.error``: the exception's type and message."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Errors that are not the photos' fault and pass: a full disk (the caller waits for room),
+    a database that is busy or unreachable (the task is retried), a vanished database file."""
+    from sqlalchemy.exc import OperationalError
+
+    from pipeline.store.db_file import DatabaseGoneError
+
+    return is_storage_full(exc) or isinstance(exc, (OperationalError, DatabaseGoneError))
+
+
+def _join_clusters(session: Session, photo_ids: list[int]) -> None:
+    """New unknown faces of these photos join their nearest cluster (milliseconds); a failure
+    here is logged and leaves the faces for the next `pipeline clusters`."""
+    from pipeline.people.clusters import assign_new_faces
+
+    if not photo_ids:
+        return
+    try:
+        assign_new_faces(session, photo_ids)
+        session.commit()
+    except Exception:
+        session.rollback()
+        log.exception("joining the unknown faces of photos %s to clusters", photo_ids)
 
 
 def warm_up(settings: Settings, db_url: str | None = None) -> None:
@@ -415,30 +445,37 @@ def process_photos(photo_ids: list[int], task_id: str, settings: Settings, db_ur
     outcome = Outcome()
     profile = get_profile(settings)
     url = db_url or settings.db_url
-    with Heartbeat(url, settings.heartbeat_interval), session_scope(url) as session:
-        pending = list(dict.fromkeys(photo_ids))
-        rounds = 0
-        while pending:
-            check_database_file(url)
-            claimed, one_by_one = [], False
-            for pid in pending:
-                photo, redelivered = _until_room(
-                    session, "claiming a photo", partial(claim, session, pid, task_id, settings)
-                )
-                one_by_one |= redelivered
-                if photo is None:
-                    outcome.skipped.append(pid)
-                    continue
-                if one_by_one:
-                    _chunk_until_room(session, [photo], settings, profile, task_id, outcome)
-                else:
-                    claimed.append(photo)
-            for start in range(0, len(claimed), settings.batch_size):
-                _chunk_until_room(
-                    session, claimed[start : start + settings.batch_size], settings, profile, task_id, outcome
-                )
-            pending = _stale_results(session, outcome.done, rounds)
-            rounds += 1
+    try:
+        with Heartbeat(url, settings.heartbeat_interval), session_scope(url) as session:
+            pending = list(dict.fromkeys(photo_ids))
+            rounds = 0
+            while pending:
+                check_database_file(url)
+                claimed, one_by_one = [], False
+                for pid in pending:
+                    photo, redelivered = _until_room(
+                        session, "claiming a photo", partial(claim, session, pid, task_id, settings)
+                    )
+                    one_by_one |= redelivered
+                    if photo is None:
+                        outcome.skipped.append(pid)
+                        continue
+                    if one_by_one:
+                        _chunk_until_room(session, [photo], settings, profile, task_id, outcome)
+                    else:
+                        claimed.append(photo)
+                for start in range(0, len(claimed), settings.batch_size):
+                    _chunk_until_room(
+                        session, claimed[start : start + settings.batch_size], settings, profile, task_id, outcome
+                    )
+                pending = _stale_results(session, outcome.done, rounds)
+                rounds += 1
+    except Exception as exc:  # a bug outside the per-photo guards: no photo stays claimed
+        if _is_transient(exc):
+            raise
+        released = release_claims(task_id, url, reason=_reason(exc))
+        log.exception("batch failed; released %d photo(s) for another try", released)
+        raise
     return outcome
 
 
@@ -472,7 +509,9 @@ def _chunk_until_room(
             backoff.wait(exc)
             ids = [p.id for p in photos]
             held = select(Photo).where(
-                col(Photo.id).in_(ids), col(Photo.state) == "processing", col(Photo.claimed_by) == task_id
+                col(Photo.id).in_(ids),
+                col(Photo.state) == PhotoState.PROCESSING.value,
+                col(Photo.claimed_by) == task_id,
             )
             photos = list(session.exec(held).all())
 
@@ -482,27 +521,20 @@ def _stale_results(session: Session, done: list[int], rounds: int) -> list[int]:
     if not done or rounds >= MAX_REMATCH_ROUNDS:
         return []
     current = enrolment_version(session)
-    query = select(col(Photo.id)).where(
-        col(Photo.id).in_(done), col(Photo.state) == "done", col(Photo.enrolment_version) != current
-    )
-    stale = [pid for pid in session.exec(query).all() if pid is not None]
+    query = select(col(Photo.id)).where(col(Photo.id).in_(done), col(Photo.enrolment_version) != current)
+    stale = states.requeue_for_rematch(session, [pid for pid in session.exec(query).all() if pid is not None])
     if not stale:
         return []
-    session.execute(update(Photo).where(col(Photo.id).in_(stale)).values(state="queued", work="rematch", attempts=0))
     session.commit()
     for pid in stale:
         done.remove(pid)
     return stale
 
 
-def release_claims(task_id: str, db_url: str | None = None) -> int:
-    """Put photos this task claimed but did not finish back to ``queued`` (soft time limit)."""
-    from pipeline.store.db import execute_dml, session_scope
+def release_claims(task_id: str, db_url: str | None = None, reason: str | None = None) -> int:
+    """Put photos this task claimed but did not finish back to ``queued`` (soft time limit, or a
+    failure outside the per-photo guards: ``reason`` is kept for the final failure message)."""
+    from pipeline.store.db import session_scope
 
     with session_scope(db_url) as session:
-        return execute_dml(
-            session,
-            update(Photo)
-            .where(col(Photo.state) == "processing", col(Photo.claimed_by) == task_id)
-            .values(state="queued", claimed_by=None, claimed_owner=None, queued_at=utcnow()),
-        )
+        return states.release(session, task_id, reason=reason)

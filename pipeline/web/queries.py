@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Connection, func, select
 from sqlmodel import col
 
 from pipeline.store.models import Answer, Caption, Face, Person, Photo, Reference
+from pipeline.store.states import PhotoState
 from pipeline.web.timeline import shot_time
 
 
@@ -51,6 +52,8 @@ class PhotoCard:
     shot: datetime | None
     face_id: int | None = None
     caption: str | None = None
+    box: tuple[float, float, float, float] | None = None
+    """The face's box (x, y, w, h relative to the picture), drawn over the thumbnail."""
 
 
 @dataclass
@@ -121,7 +124,16 @@ def _faces_page(
     ``photo_time`` is NULL) with their photos, in ``newest_first`` order, and how many in all."""
     visible = (which, col(Face.photo_time).is_not(None))
     rows = conn.execute(
-        select(col(Face.photo_id), col(Photo.path), col(Face.photo_time), col(Face.id))
+        select(
+            col(Face.photo_id),
+            col(Photo.path),
+            col(Face.photo_time),
+            col(Face.id),
+            col(Face.x),
+            col(Face.y),
+            col(Face.w),
+            col(Face.h),
+        )
         .join(Photo, col(Photo.id) == col(Face.photo_id))
         .where(*visible)
         .order_by(newest_first, col(Face.photo_id).desc())
@@ -129,7 +141,10 @@ def _faces_page(
         .limit(limit)
     ).all()
     total = conn.execute(select(func.count()).select_from(Face).where(*visible)).scalar_one()
-    return [PhotoCard(r[0], file_name(r[1]), epoch_time(r[2]), face_id=r[3]) for r in rows], int(total)
+    cards = [
+        PhotoCard(r[0], file_name(r[1]), epoch_time(r[2]), face_id=r[3], box=(r[4], r[5], r[6], r[7])) for r in rows
+    ]
+    return cards, int(total)
 
 
 def person_photos(conn: Connection, person_id: int, offset: int, limit: int) -> tuple[list[PhotoCard], int]:
@@ -220,7 +235,7 @@ def failures(conn: Connection, limit: int) -> list[tuple[int, str, str | None, i
     """The most recent failed photos: (id, file name, reason, attempts)."""
     rows = conn.execute(
         select(col(Photo.id), col(Photo.path), col(Photo.error), col(Photo.attempts))
-        .where(col(Photo.state) == "failed")
+        .where(col(Photo.state) == PhotoState.FAILED.value)
         .order_by(col(Photo.done_at).desc(), col(Photo.id).desc())
         .limit(limit)
     ).all()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests import images
-from tests.conftest import wait_for
+from tests.conftest import PIPELINE, wait_for
 from tests.service.test_end_to_end import _rows, _start_run, _stop_run
 from tests.service.test_recovery import _variants, _worker_processes
 from tests.small_disk import SmallDisk, mount_small_disk
@@ -148,3 +149,25 @@ def test_disk_full_while_running_waits_then_finishes_without_a_restart(
     assert "Traceback" not in output and "restarted" not in output, output
     per_photo = _rows(data, "SELECT (SELECT count(*) FROM captions c WHERE c.photo_id = p.id) FROM photos p")
     assert per_photo == [(1,)] * 8
+
+
+def test_watch_stops_when_its_database_is_deleted(tmp_path: Path, data_dir: Path) -> None:
+    """`pipeline watch` (the watcher alone, no broker here) checks the file too."""
+    album = tmp_path / "album"
+    album.mkdir()
+    full = dict(os.environ)
+    full.update(_env())
+    watch = subprocess.Popen(
+        [*PIPELINE, "watch", str(album)], env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        images.save_jpeg(_variants(1)[0], album / "a.jpg")
+        wait_for(lambda: _counts(data_dir).get("queued", 0) == 1, timeout=120, message="the photo registered")
+        (data_dir / "pipeline.db").unlink()
+        output, _ = watch.communicate(timeout=60)
+    except BaseException:
+        watch.kill()
+        raise
+    assert watch.returncode == 1, output
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "was deleted" in errors[0], output

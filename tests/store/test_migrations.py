@@ -23,6 +23,7 @@ TABLES = {
     "person_scores",
     "captions",
     "answers",
+    "clusters",
 }
 
 

@@ -99,18 +99,18 @@ def test_fix_a_wrong_name_in_the_browser(browser: Browser, tmp_path: Path, data_
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         wait_for(lambda: _answers(page, f"{base}/people"), 60, message="the web app to answer")
         assert page.locator(".person").count() == 2
-        page.screenshot(path=str(ARTIFACTS / "1-people.png"), full_page=True)
+        _shot(page, "1-people.png")
 
         page.click("text=Eileen")
         page.wait_for_url(f"{base}/people/*")
         assert "Eileen" in page.inner_text("h1")
-        page.screenshot(path=str(ARTIFACTS / "2-person.png"), full_page=True)
+        _shot(page, "2-person.png")
 
         page.goto(f"{base}/photos/{photo_id}")
         row = page.locator(f'.face-row[data-face="{grace_face}"]')
         assert "Eileen" in row.inner_text()
         assert page.inner_text("#caption") == wrong_caption
-        page.screenshot(path=str(ARTIFACTS / "3-photo-wrong-name.png"), full_page=True)
+        _shot(page, "3-photo-wrong-name.png")
 
         row.get_by_placeholder("this is…").fill("Grace")
         row.locator('button:text("This is")').click()
@@ -122,7 +122,7 @@ def test_fix_a_wrong_name_in_the_browser(browser: Browser, tmp_path: Path, data_
             return page.inner_text("#caption") == "Eileen and Grace."
 
         wait_for(caption_fixed, 120, interval=1.0, message="the caption to be redone")
-        page.screenshot(path=str(ARTIFACTS / "4-photo-fixed.png"), full_page=True)
+        _shot(page, "4-photo-fixed.png")
         assert db_rows(
             data_dir,
             f"SELECT p.name, f.user_set FROM faces f JOIN people p ON p.id = f.person_id WHERE f.id = {grace_face}",
@@ -133,6 +133,13 @@ def test_fix_a_wrong_name_in_the_browser(browser: Browser, tmp_path: Path, data_
         output, _ = run.communicate(timeout=60)
         (ARTIFACTS / "run-output.txt").write_text(output)
     assert f"web: http://127.0.0.1:{port}" in output
+
+
+def _shot(page: Page, name: str) -> None:
+    """Save a screenshot once every picture on the page has loaded (thumbnails are made on demand)."""
+    page.wait_for_load_state("networkidle")
+    page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)", timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
 
 def _answers(page: Page, url: str) -> bool:
