@@ -95,10 +95,12 @@ def test_symlink_loops_are_walked_once(
     _start(album, watch)
     expected = {f"{album}/a.jpg", f"{album}/sub/b.jpg"}
     wait_for(lambda: set(_rows()) == expected, timeout=60, message="the two photos")
-    # A folder created later with a loop in it: its walk must not find the album again.
-    (album / "new").mkdir()
-    (album / "new" / "up").symlink_to(album, target_is_directory=True)
-    (album / "new" / "c.jpg").write_bytes(jpeg[:-10] + b"abcdefghij")
+    # A folder moved in later with a loop in it: its walk must not find the album again.
+    staging = album.parent / "staging"
+    staging.mkdir()
+    (staging / "up").symlink_to(album, target_is_directory=True)
+    (staging / "c.jpg").write_bytes(jpeg[:-10] + b"abcdefghij")
+    staging.rename(album / "new")
     expected.add(f"{album}/new/c.jpg")
     wait_for(lambda: set(_rows()) == expected, timeout=60, message="the new photo")
     time.sleep(2)
