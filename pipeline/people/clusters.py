@@ -13,6 +13,7 @@ joining it, so they stay hidden.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,14 +84,32 @@ def _vec(data: bytes) -> np.ndarray:
     return embedding_from_bytes(data)
 
 
+_JOINABLE = ("open", "ignored")
+_cache_lock = threading.Lock()
+_cached_centroids: dict[str, tuple[tuple[int, int], list[int], np.ndarray]] = {}
+
+
 def _centroids(session: Session) -> tuple[list[int], np.ndarray]:
-    """Ids and unit centroids (K, 128) of the clusters new faces may join (open and ignored)."""
-    rows = session.exec(
-        select(Cluster.id, Cluster.centroid_sum).where(col(Cluster.status).in_(("open", "ignored")))
-    ).all()
+    """Ids and unit centroids (K, 128) of the clusters new faces may join (open and ignored).
+
+    Cached per database until the set of joinable clusters changes (their count or highest id:
+    a join changes neither the centroid nor the set), so a worker reads the blobs once, not per
+    photo.
+    """
+    joinable = col(Cluster.status).in_(_JOINABLE)
+    count, top = session.exec(select(func.count(), func.max(col(Cluster.id))).where(joinable)).one()
+    key, url = (int(count), int(top or 0)), str(session.get_bind().engine.url)
+    with _cache_lock:
+        hit = _cached_centroids.get(url)
+    if hit is not None and hit[0] == key:
+        return hit[1], hit[2]
+    rows = session.exec(select(Cluster.id, Cluster.centroid_sum).where(joinable).order_by(col(Cluster.id))).all()
     ids = [int(i) for i, _ in rows if i is not None]
     sums = np.stack([_vec(s) for _, s in rows]) if rows else np.zeros((0, 128), np.float32)
-    return ids, centroids_of(sums)
+    centroids = centroids_of(sums)
+    with _cache_lock:
+        _cached_centroids[url] = (key, ids, centroids)
+    return ids, centroids
 
 
 def _unclustered(session: Session, photo_ids: list[int] | None = None) -> list[tuple[int, bytes]]:
