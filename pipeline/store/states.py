@@ -84,7 +84,9 @@ def _ids(db: Db, where: ColumnElement[bool]) -> list[int]:
 
 
 def _clip(reason: str) -> str:
-    return reason[:MAX_ERROR_CHARS]
+    """``reason`` storable as text, at most MAX_ERROR_CHARS: a file name's undecodable bytes (Python's
+    surrogate escapes, from an OS error about such a file) become ``\\udcNN``."""
+    return reason.encode("utf-8", "backslashreplace").decode("utf-8")[:MAX_ERROR_CHARS]
 
 
 # --- rows the ingest side loaded (one file, one row) ------------------------------------------
