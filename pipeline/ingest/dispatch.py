@@ -46,6 +46,17 @@ class Dispatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.sent = 0
+        self._down = False  # the last send failed: say so once per outage, and once when it ends
+
+    def _unreachable(self, exc: Exception) -> None:
+        if not self._down:
+            log.warning("broker unreachable (%s): photos stay queued and will be re-sent", exc)
+        self._down = True
+
+    def _reachable(self) -> None:
+        if self._down:
+            log.warning("broker reachable again: queued photos are being sent")
+        self._down = False
 
     def _celery(self) -> Any:
         if self._app is None:
@@ -66,13 +77,15 @@ class Dispatcher:
         try:
             with self._celery().producer_or_acquire() as producer:  # the pool that send() uses
                 producer.connection.ensure_connection(max_retries=1)
+            self._reachable()
             return True
         except Exception as exc:  # kombu raises several types for a dead broker
-            log.warning("broker unreachable (%s): photos stay queued and will be re-sent", exc)
+            self._unreachable(exc)
             return False
 
     def send(self, photo_ids: list[int]) -> bool:
-        """Send now (split into batches). Returns False, logging why, if the broker is unreachable."""
+        """Send now (split into batches). Returns False if the broker is unreachable; the first
+        failure of an outage is logged as a warning, and so is the first success after it."""
         if not photo_ids:
             return True
         if not self.broker_url:
@@ -91,8 +104,9 @@ class Dispatcher:
                 )
                 self.sent += len(batch)
         except Exception as exc:  # kombu raises several types for a dead broker
-            log.warning("broker unreachable (%s): photos stay queued and will be re-sent", exc)
+            self._unreachable(exc)
             return False
+        self._reachable()
         return True
 
     def add(self, photo_id: int) -> None:

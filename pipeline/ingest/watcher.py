@@ -511,13 +511,12 @@ class FolderWatcher:
                     self._pending.pop(path, None)
 
     def _check(self, path: Path, entry: _Pending, now: float) -> None:
+        root = self._root_of(path)
         try:
-            st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode):
-                if not self.links.allows(str(path)):
-                    del self._pending[path]
-                    return
-                st = os.stat(path)
+            if root is None or not self.links.reachable(path, root):
+                del self._pending[path]  # through a symlink not followed (reported once)
+                return
+            st = os.stat(path)
         except OSError:
             del self._pending[path]  # vanished; its delete event (or the next rescan) reports it
             return
@@ -563,6 +562,8 @@ class FolderWatcher:
         root = self._root_of(directory)
         if root is None or any(is_ignored_name(part) for part in directory.relative_to(root).parts):
             return
+        if not self.links.reachable(directory, root):
+            return  # a linked folder (e.g. a loop moved in): not walked; reported once
         self._walk_requests.put(directory)
 
     def _seen(self, path: Path, sig: _Sig) -> None:

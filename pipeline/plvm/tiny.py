@@ -89,16 +89,12 @@ def train_tokenizer(vocab_size: int = 400):
     )
 
 
-def _write_dinov2(folder: Path, seed: int) -> None:
-    from transformers import Dinov2Config, Dinov2Model
-
-    torch.manual_seed(seed)
-    Dinov2Model(Dinov2Config(**DINOV2)).save_pretrained(folder)
-    crop, short = DINOV2_PREPROCESSOR["crop"], DINOV2_PREPROCESSOR["shortest_edge"]
-    preprocessor = {  # the hub's facebook/dinov2-* format
+def write_dinov2_preprocessor(folder: Path, shortest_edge: int, crop: int) -> None:
+    """``preprocessor_config.json`` in the hub's facebook/dinov2-* format (resize, centre crop, ImageNet stats)."""
+    preprocessor = {
         "image_processor_type": "BitImageProcessor",
         "do_resize": True,
-        "size": {"shortest_edge": short},
+        "size": {"shortest_edge": shortest_edge},
         "resample": 3,
         "do_center_crop": True,
         "crop_size": {"height": crop, "width": crop},
@@ -110,6 +106,14 @@ def _write_dinov2(folder: Path, seed: int) -> None:
         "do_convert_rgb": True,
     }
     (folder / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2) + "\n")
+
+
+def _write_dinov2(folder: Path, seed: int) -> None:
+    from transformers import Dinov2Config, Dinov2Model
+
+    torch.manual_seed(seed)
+    Dinov2Model(Dinov2Config(**DINOV2)).save_pretrained(folder)
+    write_dinov2_preprocessor(folder, DINOV2_PREPROCESSOR["shortest_edge"], DINOV2_PREPROCESSOR["crop"])
 
 
 def tiny_llava(tokenizer, seed: int = 0, vision: dict | None = None, text: dict | None = None):

@@ -1,6 +1,6 @@
 """Naming faces: cosine scores against enrolled references, then one optimal assignment per photo.
 
-Rules (docs/design.md, "Names are grounded on faces"):
+Rules (docs/architecture.md, "Names are grounded on faces"):
 
 * a person is named at most once per photo;
 * a face is named only when its score to that person is at or above the threshold, otherwise

@@ -155,6 +155,24 @@ def _without_password(url: str) -> str:
 RESTART_STABLE_S = 60.0
 """A child that ran this long before it died is restarted at once (its backoff starts over)."""
 RESTART_BACKOFF_MAX_S = 60.0
+RESTART_GIVE_UP = 5
+"""After this many deaths in a row, each within ``RESTART_STABLE_S`` of its start, a child is not
+restarted again: ``pipeline run`` stops and says why (:class:`ChildCrashLoop`)."""
+
+
+class ChildCrashLoop(RunError):
+    """A supervised child keeps dying right after its start; restarting it again would not help."""
+
+
+def _last_line(path: Path) -> str:
+    """The last non-empty line of a log file (at most its last 4 KiB are read), or ''."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+            lines = [line.strip() for line in f.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
 
 
 @dataclass
@@ -171,6 +189,8 @@ class Child:
     backoff_s: float = 0.0  # the wait before the pending restart (0: at once)
     started_at: float = 0.0
     restart_at: float | None = None  # when a dead child is due to start again
+    quick_deaths: int = 0  # deaths in a row, each soon after its start
+    give_up_after: int = RESTART_GIVE_UP
 
     def start(self) -> None:
         self.started_at = time.monotonic()
@@ -190,12 +210,21 @@ class Child:
         """Restart a dead child, with backoff: at once if it had run for ``RESTART_STABLE_S``,
         else after 1, 2, 4 ... ``RESTART_BACKOFF_MAX_S`` seconds (a child that keeps crashing,
         e.g. on a full disk, is not restarted in a tight loop). Returns a message when it died
-        or was restarted."""
+        or was restarted. Raises :class:`ChildCrashLoop` after ``give_up_after`` quick deaths in
+        a row, with the last line of its log."""
         if self.process is None or self.process.poll() is None or not self.restart:
             return None
         now = time.monotonic()
         if self.restart_at is None:  # just found dead
             quick = now - self.started_at < RESTART_STABLE_S
+            self.quick_deaths = self.quick_deaths + 1 if quick else 0
+            if self.quick_deaths >= self.give_up_after:
+                last = _last_line(self.log_path)
+                raise ChildCrashLoop(
+                    f"{self.name} died {self.quick_deaths} times in a row within {RESTART_STABLE_S:.0f} s of its "
+                    f"start (last exit code {self.process.returncode}); not restarting it. "
+                    f"Its log {self.log_path} ends: {last or '(empty)'}"
+                )
             self.backoff_s = min(RESTART_BACKOFF_MAX_S, max(1.0, 2 * self.backoff_s)) if quick else 0.0
             self.restart_at = now + self.backoff_s
             if self.backoff_s:

@@ -85,7 +85,9 @@ def _ids(db: Db, where: ColumnElement[bool]) -> list[int]:
 
 
 def _clip(reason: str) -> str:
-    return reason[:MAX_ERROR_CHARS]
+    """``reason`` storable as text, at most MAX_ERROR_CHARS: a file name's undecodable bytes (Python's
+    surrogate escapes, from an OS error about such a file) become ``\\udcNN``."""
+    return reason.encode("utf-8", "backslashreplace").decode("utf-8")[:MAX_ERROR_CHARS]
 
 
 # --- rows the ingest side loaded (one file, one row) ------------------------------------------
@@ -279,19 +281,23 @@ def vanished(db: Db, photo_id: int, task_id: str) -> bool:
     )
 
 
-def release(db: Db, task_id: str, photo_ids: Iterable[int] | None = None) -> int:
+def release(db: Db, task_id: str, photo_ids: Iterable[int] | None = None, reason: str | None = None) -> int:
     """Give back photos ``task_id`` claimed but did not finish (all of them, or only
-    ``photo_ids``): ``processing`` → ``queued`` for another try. The attempt stays counted.
+    ``photo_ids``): ``processing`` → ``queued`` for another try. The attempt stays counted;
+    ``reason`` (what went wrong, clipped) is kept in ``error`` so the final failure can say it.
     Returns how many were released."""
     where = and_(col(Photo.state) == PhotoState.PROCESSING.value, col(Photo.claimed_by) == task_id)
     if photo_ids is not None:
         where = and_(where, col(Photo.id).in_(list(photo_ids)))
-    return _run(
-        db,
-        update(Photo)
-        .where(where)
-        .values(state=PhotoState.QUEUED.value, claimed_by=None, claimed_owner=None, queued_at=utcnow()),
-    )
+    values: dict[str, Any] = {
+        "state": PhotoState.QUEUED.value,
+        "claimed_by": None,
+        "claimed_owner": None,
+        "queued_at": utcnow(),
+    }
+    if reason is not None:
+        values["error"] = _clip(reason)
+    return _run(db, update(Photo).where(where).values(**values))
 
 
 def release_orphan(db: Db, photo_id: int, task_id: str | None, queued_at: datetime) -> bool:

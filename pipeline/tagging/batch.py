@@ -93,24 +93,15 @@ def claim(session: Session, photo_id: int, task_id: str, settings: Settings) -> 
     session.refresh(before)
     redelivered = redelivered or before.attempts > 1
     if before.attempts > settings.max_attempts:
-        _finish_failed(
-            session,
-            before,
-            task_id,
-            f"gave up after {before.attempts - 1} attempts: the worker died or hit its time limit on this photo",
-        )
+        why = f"last error: {before.error}" if before.error else "the worker died or hit its time limit on this photo"
+        _finish_failed(session, before, task_id, f"gave up after {before.attempts - 1} attempts: {why}")
         return None, redelivered
     return before, redelivered
 
 
-def _text(message: str) -> str:
-    """``message`` storable as text: a file name's undecodable bytes (surrogate escapes) as ``\\udcNN``."""
-    return message.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def _finish_failed(session: Session, photo: Photo, task_id: str, reason: str) -> None:
     assert photo.id is not None
-    states.fail(session, photo.id, task_id, _text(reason))
+    states.fail(session, photo.id, task_id, reason)
     session.commit()
     log.warning("photo %s failed: %s", photo.path, reason)
 
@@ -292,7 +283,18 @@ def _process_chunk(
 ) -> None:
     from pipeline.photos.decode import PhotoError
 
-    index = load_people_index(session, settings, profile)
+    try:
+        index = load_people_index(session, settings, profile)
+    except Exception as exc:  # every photo of the chunk fails with the real reason, at once
+        if _is_transient(exc):
+            raise
+        log.exception("loading the enrolled people")
+        session.rollback()
+        for photo in photos:
+            assert photo.id is not None
+            _finish_failed(session, photo, task_id, f"could not load the enrolled people: {_reason(exc)}")
+            outcome.failed.append(photo.id)
+        return
     wants_pixels = profile.needs_pixels_to_describe or profile.name != "faces"
     items: list[Item] = []
     for photo in photos:
@@ -307,10 +309,11 @@ def _process_chunk(
             _finish_failed(session, photo, task_id, exc.reason)
             outcome.failed.append(photo.id)
         except Exception as exc:  # a bug or a model error: fail this photo, keep the worker going
-            if is_storage_full(exc):
-                raise  # not the photo's fault: the caller waits for room and tries again
+            if _is_transient(exc):
+                raise  # not the photo's fault: the caller waits and tries again
             log.exception("loading photo %s", photo.path)
-            _finish_failed(session, photo, task_id, f"{type(exc).__name__}: {exc}")
+            session.rollback()
+            _finish_failed(session, photo, task_id, _reason(exc))
             outcome.failed.append(photo.id)
     if not items:
         return
@@ -320,12 +323,17 @@ def _process_chunk(
             images = [it.image for it in with_pixels if it.image is not None]
             scores = profile.recognition_scores(images, index.people)
             if scores is not None:
+                _check_count(profile, "recognition score rows", len(scores), len(with_pixels))
                 for it, row in zip(with_pixels, scores, strict=True):
                     it.plvm = np.asarray(row, dtype=np.float64)
+                    _check_count(profile, "scores per photo", len(it.plvm), len(index.people))
         for it in items:
             _name_faces(it, index, settings)
         descriptions = profile.describe([_scene(it, index) for it in items], settings.questions)
+        _check_count(profile, "descriptions", len(descriptions), len(items))
     except Exception as exc:
+        if _is_transient(exc):
+            raise
         log.exception("profile %s failed on a batch of %d", profile.name, len(items))
         if len(items) > 1:  # retry one by one so one bad photo does not fail the others
             for it in items:
@@ -335,17 +343,51 @@ def _process_chunk(
             return
         only = session.get(Photo, items[0].photo_id)
         assert only is not None
-        _finish_failed(session, only, task_id, f"{type(exc).__name__}: {exc}")
+        _finish_failed(session, only, task_id, _reason(exc))
         outcome.failed.append(items[0].photo_id)
         return
-    written = []
+    written: list[int] = []
     for it, desc in zip(items, descriptions, strict=True):
-        if _write(session, it, desc, index, profile, task_id):
-            outcome.done.append(it.photo_id)
+        try:
+            owned = _write(session, it, desc, index, profile, task_id)
+        except Exception as exc:  # this photo's rows could not be written: fail it, write the others
+            if _is_transient(exc):
+                raise
+            log.exception("writing the results of photo %s", it.path)
+            session.rollback()
+            only = session.get(Photo, it.photo_id)
+            assert only is not None
+            _finish_failed(session, only, task_id, f"could not write the results: {_reason(exc)}")
+            outcome.failed.append(it.photo_id)
+            continue
+        (outcome.done if owned else outcome.skipped).append(it.photo_id)
+        if owned:
             written.append(it.photo_id)
-        else:
-            outcome.skipped.append(it.photo_id)
     _join_clusters(session, written)
+
+
+class ProfileResultError(RuntimeError):
+    """A profile returned a different number of results than it was given photos (or people)."""
+
+
+def _check_count(profile: Profile, what: str, got: int, expected: int) -> None:
+    if got != expected:
+        raise ProfileResultError(f"profile {profile.name!r} returned {got} {what} for {expected}")
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, for ``photos.error``: the exception's type and message."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Errors that are not the photos' fault and pass: a full disk (the caller waits for room),
+    a database that is busy or unreachable (the task is retried), a vanished database file."""
+    from sqlalchemy.exc import OperationalError
+
+    from pipeline.store.db_file import DatabaseGoneError
+
+    return is_storage_full(exc) or isinstance(exc, (OperationalError, DatabaseGoneError))
 
 
 def _join_clusters(session: Session, photo_ids: list[int]) -> None:
@@ -398,30 +440,37 @@ def process_photos(photo_ids: list[int], task_id: str, settings: Settings, db_ur
     outcome = Outcome()
     profile = get_profile(settings)
     url = db_url or settings.db_url
-    with Heartbeat(url, settings.heartbeat_interval), session_scope(url) as session:
-        pending = list(dict.fromkeys(photo_ids))
-        rounds = 0
-        while pending:
-            check_database_file(url)
-            claimed, one_by_one = [], False
-            for pid in pending:
-                photo, redelivered = _until_room(
-                    session, "claiming a photo", partial(claim, session, pid, task_id, settings)
-                )
-                one_by_one |= redelivered
-                if photo is None:
-                    outcome.skipped.append(pid)
-                    continue
-                if one_by_one:
-                    _chunk_until_room(session, [photo], settings, profile, task_id, outcome)
-                else:
-                    claimed.append(photo)
-            for start in range(0, len(claimed), settings.batch_size):
-                _chunk_until_room(
-                    session, claimed[start : start + settings.batch_size], settings, profile, task_id, outcome
-                )
-            pending = _stale_results(session, outcome.done, rounds)
-            rounds += 1
+    try:
+        with Heartbeat(url, settings.heartbeat_interval), session_scope(url) as session:
+            pending = list(dict.fromkeys(photo_ids))
+            rounds = 0
+            while pending:
+                check_database_file(url)
+                claimed, one_by_one = [], False
+                for pid in pending:
+                    photo, redelivered = _until_room(
+                        session, "claiming a photo", partial(claim, session, pid, task_id, settings)
+                    )
+                    one_by_one |= redelivered
+                    if photo is None:
+                        outcome.skipped.append(pid)
+                        continue
+                    if one_by_one:
+                        _chunk_until_room(session, [photo], settings, profile, task_id, outcome)
+                    else:
+                        claimed.append(photo)
+                for start in range(0, len(claimed), settings.batch_size):
+                    _chunk_until_room(
+                        session, claimed[start : start + settings.batch_size], settings, profile, task_id, outcome
+                    )
+                pending = _stale_results(session, outcome.done, rounds)
+                rounds += 1
+    except Exception as exc:  # a bug outside the per-photo guards: no photo stays claimed
+        if _is_transient(exc):
+            raise
+        released = release_claims(task_id, url, reason=_reason(exc))
+        log.exception("batch failed; released %d photo(s) for another try", released)
+        raise
     return outcome
 
 
@@ -477,9 +526,10 @@ def _stale_results(session: Session, done: list[int], rounds: int) -> list[int]:
     return stale
 
 
-def release_claims(task_id: str, db_url: str | None = None) -> int:
-    """Put photos this task claimed but did not finish back to ``queued`` (soft time limit)."""
+def release_claims(task_id: str, db_url: str | None = None, reason: str | None = None) -> int:
+    """Put photos this task claimed but did not finish back to ``queued`` (soft time limit, or a
+    failure outside the per-photo guards: ``reason`` is kept for the final failure message)."""
     from pipeline.store.db import session_scope
 
     with session_scope(db_url) as session:
-        return states.release(session, task_id)
+        return states.release(session, task_id, reason=reason)

@@ -121,6 +121,29 @@ def face_unknown(request: Request, face_id: int, back: str = Form("")) -> Respon
     return _done(_local(back, "/unknown"), f"face {face_id} is marked unknown", applied)
 
 
+@router.post("/clusters/{cluster_id}/name")
+def name_cluster(request: Request, cluster_id: int, name: str = Form(..., max_length=10_000)) -> Response:
+    """Name a group of unknown faces at once (``pipeline clusters name``)."""
+    from pipeline.people.clusters import name_cluster as do_name
+
+    settings = request.app.state.settings
+    applied = changes.apply(settings, lambda s: do_name(s, settings, cluster_id, name).requeued_photo_ids)
+    return _done("/unknown", f"group {cluster_id} is {' '.join(name.split())}", applied)
+
+
+@router.post("/clusters/{cluster_id}/ignore")
+def ignore_cluster(request: Request, cluster_id: int) -> Response:
+    """Hide a group of strangers (``pipeline clusters ignore``); their faces stay hidden."""
+    from pipeline.people.clusters import ignore_cluster as do_ignore
+
+    def change(session: Session) -> list[int]:
+        do_ignore(session, cluster_id)
+        return []
+
+    applied = changes.apply(request.app.state.settings, change)
+    return _done("/unknown", f"group {cluster_id} hidden (strangers)", applied)
+
+
 @router.post("/photos/retry")
 def retry(request: Request, photo_id: int | None = Form(None)) -> Response:
     from pipeline.ingest.retry import retry_photos

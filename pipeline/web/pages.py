@@ -53,12 +53,15 @@ def photo(request: Request, photo_id: int) -> Response:
 
 @router.get("/unknown")
 def unknown(request: Request, page_no: int = Query(1, alias="page", ge=1, le=1_000_000)) -> Response:
+    from pipeline.web.clusters import hidden_cluster_ids, open_clusters
+
     size = request.app.state.settings.web_page_size
     with request.app.state.read_engine.connect() as conn:
-        faces, total = queries.unknown_faces(conn, (page_no - 1) * size, size)
+        groups = open_clusters(conn, limit=20) if page_no == 1 else []
+        faces, total = queries.unknown_faces(conn, (page_no - 1) * size, size, hidden_cluster_ids(conn))
         names = queries.people_names(conn)
     context = {"faces": faces, "total": total, "names": names, "page": page_no, "pages": _pages(total, size)}
-    return page(request, "unknown.html", context)
+    return page(request, "unknown.html", {**context, "groups": groups})
 
 
 @router.get("/search")

@@ -211,9 +211,15 @@ def photo_detail(conn: Connection, photo_id: int) -> PhotoDetail | None:
     )
 
 
-def unknown_faces(conn: Connection, offset: int, limit: int) -> tuple[list[PhotoCard], int]:
-    """Faces nobody is named for, newest first (most recently detected), and how many there are."""
-    return _faces_page(conn, col(Face.person_id).is_(None), col(Face.id).desc(), offset, limit)
+def unknown_faces(
+    conn: Connection, offset: int, limit: int, hidden_clusters: list[int] | None = None
+) -> tuple[list[PhotoCard], int]:
+    """Faces nobody is named for, newest first (most recently detected), and how many there are;
+    faces of ``hidden_clusters`` (strangers) are left out."""
+    which: ColumnElement[bool] = col(Face.person_id).is_(None)
+    if hidden_clusters:
+        which = which & (col(Face.cluster_id).is_(None) | col(Face.cluster_id).not_in(hidden_clusters))
+    return _faces_page(conn, which, col(Face.id).desc(), offset, limit)
 
 
 def people_names(conn: Connection) -> list[str]:

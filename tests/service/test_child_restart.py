@@ -37,3 +37,25 @@ def test_a_child_that_ran_long_enough_is_restarted_at_once(tmp_path: Path) -> No
     message = child.check()
     assert message is not None and "exited with code 0; restarted" in message and child.restarts == 1
     child.stop(10)
+
+
+def test_a_child_that_crash_loops_is_given_up_with_its_last_log_line(tmp_path: Path) -> None:
+    import pytest
+
+    from pipeline.service.runner import ChildCrashLoop
+
+    script = "import sys; print('cannot open the model file'); sys.exit(4)"
+    child = Child("looper", [sys.executable, "-c", script], {}, tmp_path / "looper.log", give_up_after=3)
+    child.start()
+    assert child.process is not None
+    for _ in range(2):  # two quick deaths: restarted after 1 s, then 2 s
+        child.process.wait(30)
+        child.restart_at = None  # found dead now
+        child.backoff_s = 0.0  # no waiting in the test: the backoff itself is tested above
+        assert child.check() is not None
+        child.restart_at = 0.0
+        assert child.check() == "looper restarted"
+    child.process.wait(30)
+    with pytest.raises(ChildCrashLoop, match=r"looper died 3 times in a row .*exit code 4.*cannot open the model file"):
+        child.check()
+    assert child.restarts == 2

@@ -4,32 +4,51 @@ CHECK constraints the migration adds."""
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
 from pipeline.store import db, states
 from pipeline.store.models import Photo, utcnow
 from pipeline.store.states import IllegalTransition, PhotoState, WorkKind
+from tests.conftest import POSTGRES_URL
 
 ALL = list(PhotoState)
 _paths = itertools.count()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Session]:
-    url = (
-        f"sqlite:///{tmp_path / 'states.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    )
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One migrated database per dialect for the whole module (each test empties ``photos``)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('states') / 'states.db'}"
+    else:
+        url = POSTGRES_URL
+        try:
+            with create_engine(url).begin() as conn:
+                conn.execute(text("DROP SCHEMA public CASCADE"))
+                conn.execute(text("CREATE SCHEMA public"))
+        except OperationalError as exc:  # pragma: no cover
+            if os.environ.get("CI"):
+                raise
+            pytest.skip(f"PostgreSQL not reachable: {exc}")
     db.upgrade(url)
-    with Session(db.get_engine(url), expire_on_commit=False) as s:
-        yield s
+    yield url
     db.dispose_engines()
+
+
+@pytest.fixture
+def session(db_url: str) -> Iterator[Session]:
+    with Session(db.get_engine(db_url), expire_on_commit=False) as s:
+        yield s
+        s.rollback()
+        s.execute(text("DELETE FROM photos"))
+        s.commit()
 
 
 def _photo(session: Session, state: PhotoState, **fields: object) -> Photo:
