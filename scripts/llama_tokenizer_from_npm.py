@@ -8,8 +8,8 @@ The output folder holds ``tokenizer.json`` + ``tokenizer_config.json`` + ``speci
 the layout of ``llava-hf/llava-1.5-7b-hf`` (BPE with byte fallback, SentencePiece's "▁" space and
 dummy prefix), loadable with ``AutoTokenizer.from_pretrained(folder)``. ``tests/plvm/test_real_tokenizer.py``
 checks our prompt layout against it when the folder exists (``PIPELINE_LLAMA_TOKENIZER``, default
-``.data/llama-tokenizer``); pointed at the folder of the real LLaVA download, the same test checks
-the tokenizer of the real weights.
+``.data/llama-tokenizer``); ``bench/gpu_check.py`` checks the same ids with the tokenizer of the real
+LLaVA weights.
 
 The package stores the vocabulary as base64 of the pieces joined by newlines (the row is the id) and
 the merges as base64 of little-endian uint16 pairs (vocabulary ids of the two parts, in priority order).

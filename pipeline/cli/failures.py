@@ -11,7 +11,9 @@ with what to do); anything else is a bug and is left alone. Library modules are 
 from __future__ import annotations
 
 import errno
+import os
 import sys
+from pathlib import Path
 
 from pipeline.errors import (
     BrokerUnavailable,
@@ -79,6 +81,13 @@ def _database(exc: BaseException) -> PipelineError | None:
     from pipeline.config import get_settings
 
     url = get_settings().db_url
+    if url.startswith("sqlite:///"):  # SQLite cannot open its file: is the folder writable at all?
+        folder = Path(url[len("sqlite:///") :]).parent
+        if folder.is_dir() and not os.access(folder, os.W_OK):
+            return DataDirUnusable(
+                f"cannot write {folder}: read-only file system or no permission; choose a writable data "
+                "directory with --data-dir or PIPELINE_DATA_DIR"
+            )
     if "@" in url:  # never print a password
         scheme, _, rest = url.partition("://")
         url = f"{scheme}://…@{rest.rpartition('@')[2]}"
@@ -108,8 +117,6 @@ def _broker(exc: BaseException) -> PipelineError | None:
 def _unwritable(exc: BaseException) -> PipelineError | None:
     if not isinstance(exc, OSError) or exc.errno not in UNWRITABLE or not exc.filename:
         return None
-    from pathlib import Path
-
     from pipeline.config import get_settings
 
     path = Path(str(exc.filename)).resolve()

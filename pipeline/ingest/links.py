@@ -43,3 +43,21 @@ class LinkPolicy:
         if first:
             log.warning("not following symlink %s -> %s: %s", shown(link), shown(target), why)
         return False
+
+    def reachable(self, path: Path, root: Path) -> bool:
+        """True when ``path`` (under ``root``) is reached without a symlink this policy refuses.
+
+        Checks every component below ``root``, the last one included, with ``lstat`` (an event or
+        a walk request may name a path under a linked folder, e.g. ``album/new/up/a.jpg`` where
+        ``up -> ..``). A path not under ``root`` is not reachable.
+        """
+        try:
+            parts = path.relative_to(root).parts
+        except ValueError:
+            return False
+        current = root
+        for part in parts:
+            current = current / part
+            if os.path.islink(current):
+                return self.allows(str(current))
+        return True

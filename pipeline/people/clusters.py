@@ -13,6 +13,7 @@ joining it, so they stay hidden.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,14 +84,32 @@ def _vec(data: bytes) -> np.ndarray:
     return embedding_from_bytes(data)
 
 
+_JOINABLE = ("open", "ignored")
+_cache_lock = threading.Lock()
+_cached_centroids: dict[str, tuple[tuple[int, int], list[int], np.ndarray]] = {}
+
+
 def _centroids(session: Session) -> tuple[list[int], np.ndarray]:
-    """Ids and unit centroids (K, 128) of the clusters new faces may join (open and ignored)."""
-    rows = session.exec(
-        select(Cluster.id, Cluster.centroid_sum).where(col(Cluster.status).in_(("open", "ignored")))
-    ).all()
+    """Ids and unit centroids (K, 128) of the clusters new faces may join (open and ignored).
+
+    Cached per database until the set of joinable clusters changes (their count or highest id:
+    a join changes neither the centroid nor the set), so a worker reads the blobs once, not per
+    photo.
+    """
+    joinable = col(Cluster.status).in_(_JOINABLE)
+    count, top = session.exec(select(func.count(), func.max(col(Cluster.id))).where(joinable)).one()
+    key, url = (int(count), int(top or 0)), str(session.get_bind().engine.url)
+    with _cache_lock:
+        hit = _cached_centroids.get(url)
+    if hit is not None and hit[0] == key:
+        return hit[1], hit[2]
+    rows = session.exec(select(Cluster.id, Cluster.centroid_sum).where(joinable).order_by(col(Cluster.id))).all()
     ids = [int(i) for i, _ in rows if i is not None]
     sums = np.stack([_vec(s) for _, s in rows]) if rows else np.zeros((0, 128), np.float32)
-    return ids, centroids_of(sums)
+    centroids = centroids_of(sums)
+    with _cache_lock:
+        _cached_centroids[url] = (key, ids, centroids)
+    return ids, centroids
 
 
 def _unclustered(session: Session, photo_ids: list[int] | None = None) -> list[tuple[int, bytes]]:
@@ -171,13 +190,14 @@ def _best_faces(session: Session, cluster_id: int, limit: int | None = None) -> 
 
 
 def list_clusters(session: Session, include_ignored: bool = False, examples: int = 3) -> list[ClusterSummary]:
-    """Clusters biggest first (open ones; ``include_ignored`` adds ignored and named ones), each
-    with up to ``examples`` photo paths of its best faces. Size counts the faces that still point
-    at the cluster."""
+    """Clusters biggest first (open ones that still hold an unknown face; ``include_ignored``
+    adds ignored, named and emptied ones), each with up to ``examples`` photo paths of its best
+    faces. Size counts the cluster's faces that are still unknown (a face the model names after
+    an enrolment leaves its cluster's count)."""
     sizes = dict(
         session.exec(
             select(col(Face.cluster_id), func.count())
-            .where(col(Face.cluster_id).is_not(None))
+            .where(col(Face.cluster_id).is_not(None), col(Face.person_id).is_(None))
             .group_by(col(Face.cluster_id))
         ).all()
     )
@@ -196,6 +216,8 @@ def list_clusters(session: Session, include_ignored: bool = False, examples: int
             if len(paths) >= examples:
                 break
         name = people.get(cluster.person_id) if cluster.person_id is not None else None
+        if not include_ignored and not sizes.get(cluster.id):
+            continue
         out.append(ClusterSummary(cluster.id, int(sizes.get(cluster.id, 0)), cluster.status, name, paths))
     out.sort(key=lambda c: (-c.size, c.id))
     return out

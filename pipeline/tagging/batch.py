@@ -99,14 +99,9 @@ def claim(session: Session, photo_id: int, task_id: str, settings: Settings) -> 
     return before, redelivered
 
 
-def _text(message: str) -> str:
-    """``message`` storable as text: a file name's undecodable bytes (surrogate escapes) as ``\\udcNN``."""
-    return message.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def _finish_failed(session: Session, photo: Photo, task_id: str, reason: str) -> None:
     assert photo.id is not None
-    states.fail(session, photo.id, task_id, _text(reason))
+    states.fail(session, photo.id, task_id, reason)
     session.commit()
     log.warning("photo %s failed: %s", photo.path, reason)
 

@@ -70,16 +70,22 @@ def test_any_bytes_in_a_name_are_stored_and_tagged(album: Path, watch: list[Fold
     raw_path = os.fsencode(album) + b"/" + BAD
     with open(raw_path, "wb") as handle:
         handle.write(jpeg)
+    broken_raw = os.fsencode(album) + b"/broken_\xff.jpg"
+    with open(broken_raw, "wb") as handle:
+        handle.write(b"\xff\xd8\xff\xe0 not really a jpeg")
     _start(album, watch)
-    escaped = f"{album}/bad_\\xff\\xfe name.jpg"
-    wait_for(lambda: set(_rows()) == {f"{album}/good.jpg", escaped}, timeout=60, message="both photos registered")
+    escaped, broken = f"{album}/bad_\\xff\\xfe name.jpg", f"{album}/broken_\\xff.jpg"
+    wait_for(lambda: set(_rows()) == {f"{album}/good.jpg", escaped, broken}, timeout=60, message="photos registered")
     row = _rows()[escaped]
     assert row.path_bytes == raw_path and row.file_path == os.fsdecode(raw_path)
     assert Path(row.file_path).read_bytes() == jpeg  # the stored name opens the very file
     assert row.id is not None
-    outcome = process_photos([row.id], "t-bytes", get_settings())
-    assert outcome.done == [row.id]
+    broken_id = _rows()[broken].id
+    assert broken_id is not None
+    outcome = process_photos([row.id, broken_id], "t-bytes", get_settings())
+    assert outcome.done == [row.id] and outcome.failed == [broken_id]
     assert _rows()[escaped].state == "done"
+    assert _rows()[broken].state == "failed" and _rows()[broken].error  # a reason, stored as text
     os.remove(raw_path)  # deletion is noticed for such names too
     wait_for(lambda: _rows()[escaped].state == "missing", timeout=60, message="missing")
 
@@ -95,10 +101,12 @@ def test_symlink_loops_are_walked_once(
     _start(album, watch)
     expected = {f"{album}/a.jpg", f"{album}/sub/b.jpg"}
     wait_for(lambda: set(_rows()) == expected, timeout=60, message="the two photos")
-    # A folder created later with a loop in it: its walk must not find the album again.
-    (album / "new").mkdir()
-    (album / "new" / "up").symlink_to(album, target_is_directory=True)
-    (album / "new" / "c.jpg").write_bytes(jpeg[:-10] + b"abcdefghij")
+    # A folder moved in later with a loop in it: its walk must not find the album again.
+    staging = album.parent / "staging"
+    staging.mkdir()
+    (staging / "up").symlink_to(album, target_is_directory=True)
+    (staging / "c.jpg").write_bytes(jpeg[:-10] + b"abcdefghij")
+    staging.rename(album / "new")
     expected.add(f"{album}/new/c.jpg")
     wait_for(lambda: set(_rows()) == expected, timeout=60, message="the new photo")
     time.sleep(2)
