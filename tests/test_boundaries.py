@@ -1,6 +1,7 @@
 """The sealed profile boundary: generic code asks a profile for a capability, never for its name,
 and the worker's path (ingest, store, tagging, people, service, broker, photos, workers) does not
-speak PLVM. The check reads the source files as text; it fails on any new leak."""
+speak PLVM; every change of a photo's state goes through pipeline.store.states. The checks read
+the source files as text; they fail on any new leak."""
 
 from __future__ import annotations
 
@@ -52,3 +53,20 @@ def test_the_check_finds_a_leak() -> None:
     assert NAME_COMPARISON.search('wants = profile.name != "faces"')
     assert PLVM_WORDS.search("item.plvm = scores") and PLVM_WORDS.search("they delimit concept tokens")
     assert not PLVM_WORDS.search("refresh_concept(session)")
+
+
+STATE_WRITE = re.compile(r"""update\(Photo\)|\.(state|work)\s*=[^=]|\b(state|work)\s*=\s*["']""")
+
+
+def test_every_photo_state_change_goes_through_the_states_module() -> None:
+    owner = REPO / "pipeline" / "store" / "states.py"
+    leaks = [
+        f"{path.relative_to(REPO)}:{n}: {line.strip()}"
+        for path in _sources("pipeline", "workers")
+        if path != owner and not str(path.relative_to(REPO)).startswith("pipeline/plvm")
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if STATE_WRITE.search(line)
+    ]
+    assert leaks == [], "use pipeline.store.states for this transition:\n" + "\n".join(leaks)
+    assert STATE_WRITE.search('update(Photo).values(state="queued")') and STATE_WRITE.search("row.state = x")
+    assert not STATE_WRITE.search("if row.state == PhotoState.MISSING:")
