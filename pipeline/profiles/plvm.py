@@ -21,6 +21,14 @@ class PlvmProfile(Profile):
     gives_recognition_evidence = True
     encodes_people = True
     answers_questions = True
+    trainable = True
+
+    @classmethod
+    def weight_files(cls, settings: Settings) -> list[tuple[str, str, bool]]:
+        """The reference encoder, the LVLM and the Aligner checkpoint (needs PyTorch)."""
+        from pipeline.plvm.engine import PlvmEngine
+
+        return PlvmEngine.from_settings(settings).check_files()
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

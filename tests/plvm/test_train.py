@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -287,6 +288,7 @@ def test_short_training_learns_and_saves_a_loadable_checkpoint(learnable, many_p
     embedding spread, and AdamW forgets the first steps' large gradients quickly (beta2 0.95).
     Each of these measurably speeds up learning.
     """
+    from pipeline.evaluation.recognition import evaluate_recognition
     from pipeline.plvm.checkpoint import file_sha256
     from pipeline.plvm.engine import PlvmEngine, tiny_sources
     from pipeline.plvm.train import train_aligner
@@ -309,7 +311,8 @@ def test_short_training_learns_and_saves_a_loadable_checkpoint(learnable, many_p
         final_eval=True,
         save_every=STEPS // 2,
     )
-    result = train_aligner(config, _settings(bundle, tmp_path))
+    settings = _settings(bundle, tmp_path)
+    result = train_aligner(config, settings, evaluator=partial(evaluate_recognition, settings))
     losses = np.array(result.losses)
     k = len(losses) // 5
     assert losses[-k:].mean() < 0.7 * losses[:k].mean(), losses
@@ -390,6 +393,22 @@ def test_cli_train_registers_and_runs(learnable, tmp_path, monkeypatch):
     assert all(not (isinstance(v, float) and math.isnan(v)) for v in figures["losses"])
     used = torch.load(out.with_name(out.name + ".train-state.pt"), weights_only=True)["config"]
     assert (used["paraphrase_fraction"], used["init_token_scale"], used["adam_beta2"]) == (0.0, 4.0, 0.95)
+
+
+def test_cli_train_refuses_a_profile_without_trainable_models(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import pipeline.cli.train  # noqa: F401  (registers `train` on the app)
+    from pipeline.cli.app import app
+    from pipeline.config import get_settings
+
+    monkeypatch.setenv("PIPELINE_PROFILE", "faces")
+    monkeypatch.setenv("PIPELINE_DATA_DIR", str(tmp_path / "dd"))
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["train", "--data", str(tmp_path), "--out", str(tmp_path / "a.ckpt")])
+    get_settings.cache_clear()
+    assert result.exit_code == 1 and "needs the plvm profile" in str(result.exception), result
+    assert not (tmp_path / "a.ckpt").exists()
 
 
 def test_gpu_bench_parses_and_dry_runs_on_cpu(capsys):

@@ -9,7 +9,8 @@ the LVLM stay frozen. Public entry point: :func:`pipeline.plvm.train.train_align
 - :mod:`.loss`: weighted answer-token cross-entropy and yes/no accuracy.
 - :mod:`.init`: data-dependent initialisation of a new Aligner.
 - :mod:`.schedule`, :mod:`.state`: LR schedule; checkpoints and resumable training state.
-- :mod:`.evaluate`: held-out recognition through ``pipeline eval recognition``'s code.
+- :mod:`.evaluate`: held-out recognition through an evaluator the caller passes in
+  (``pipeline train`` passes ``pipeline eval recognition``'s code).
 - :mod:`.loop`: the loop itself.
 - :mod:`.toy`: the CPU demo's trainable random bundle (bench/train_toy.py, tests).
 

@@ -1,21 +1,33 @@
-"""Held-out recognition during training, through the code of ``pipeline eval recognition``.
+"""Held-out recognition during training, through an evaluator the caller passes in.
 
-The held-out split is laid out as identity folders (symlinks) once; every evaluation calls
-:func:`pipeline.evaluation.recognition.evaluate_recognition` with an engine whose Aligner is the one
-being trained (:meth:`PlvmEngine.use_aligner`), so the figures are the ones the CLI would print
-for a checkpoint of these weights: references encoded by DINOv2 + Aligner, concept rows written,
-P(yes) of "Is <X> in this photo?" for every (identity, query) pair, threshold from the settings.
+The held-out split is laid out as identity folders (symlinks) once; every evaluation calls the
+caller's :class:`HeldoutEvaluator` with an engine whose Aligner is the one being trained. The CLI
+(``pipeline train``) passes the code of ``pipeline eval recognition``, so the figures are the ones
+the CLI would print for a checkpoint of these weights: references encoded by DINOv2 + Aligner,
+concept rows written, P(yes) of "Is <X> in this photo?" for every (identity, query) pair, threshold
+from the settings. This package never imports the evaluation layer (it sits above plvm).
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pipeline.plvm.aligner import Aligner
 from pipeline.plvm.training.config import EvalPoint
 from pipeline.plvm.training.data import Split, write_identity_folders
+
+
+class HeldoutEvaluator(Protocol):
+    """Scores one identity folder (``root/<identity>/ref_img.png`` + queries) with ``engine``.
+
+    Returns a report with ``positive_accuracy``, ``negative_accuracy``, ``weighted_accuracy``,
+    ``auc`` (floats, NaN or None when undefined), ``n_identities`` and ``n_queries`` (ints);
+    e.g. ``functools.partial(pipeline.evaluation.recognition.evaluate_recognition, settings)``.
+    """
+
+    def __call__(self, root: Path, *, engine: Any, threshold: float | None, progress: bool) -> Any: ...
 
 
 def prepare_eval_folders(split: Split, workdir: Path) -> dict[str, Path]:
@@ -32,7 +44,7 @@ def prepare_eval_folders(split: Split, workdir: Path) -> dict[str, Path]:
 
 def evaluate_heldout(
     engine: Any,
-    settings: Any,
+    evaluator: HeldoutEvaluator,
     aligner: Aligner,
     folders: dict[str, Path],
     step: int,
@@ -44,15 +56,13 @@ def evaluate_heldout(
     The Aligner is put in eval mode for the call and back in train mode after; the LVLM is
     re-frozen afterwards (writing concept rows may have resized its matrices).
     """
-    from pipeline.evaluation.recognition import evaluate_recognition
-
     lvlm = engine.load_lvlm()
     was_training = aligner.training
     aligner.eval()
     try:
         points = []
         for split, folder in folders.items():
-            report = evaluate_recognition(settings, folder, engine=engine, threshold=threshold, progress=progress)
+            report = evaluator(folder, engine=engine, threshold=threshold, progress=progress)
             points.append(
                 EvalPoint(
                     step=step,

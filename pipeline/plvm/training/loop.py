@@ -25,7 +25,7 @@ from pipeline.plvm.aligner import Aligner, AlignerConfig
 from pipeline.plvm.checkpoint import load_aligner, read_sidecar
 from pipeline.plvm.training.config import EvalPoint, TrainConfig, TrainResult
 from pipeline.plvm.training.data import ExampleSampler, Split, load_qa_examples, split_identities
-from pipeline.plvm.training.evaluate import evaluate_heldout, prepare_eval_folders
+from pipeline.plvm.training.evaluate import HeldoutEvaluator, evaluate_heldout, prepare_eval_folders
 from pipeline.plvm.training.features import FrozenFeatures
 from pipeline.plvm.training.forward import answer_logits
 from pipeline.plvm.training.init import initialise_from_data
@@ -116,8 +116,10 @@ def _autocast_dtype(config: TrainConfig, device: torch.device, model_dtype: torc
 class _Trainer:
     """State of one run; :meth:`run` is the loop."""
 
-    def __init__(self, config: TrainConfig, settings: Any, models: FrozenModels) -> None:
-        self.config, self.settings, self.models = config, settings, models
+    def __init__(
+        self, config: TrainConfig, settings: Any, models: FrozenModels, evaluator: HeldoutEvaluator | None
+    ) -> None:
+        self.config, self.settings, self.models, self.evaluator = config, settings, models, evaluator
         self.device = models.device
         lvlm = models.lvlm
         self.split: Split = split_identities(
@@ -245,12 +247,12 @@ class _Trainer:
         save_checkpoint(self.aligner, self.config.out, state)
 
     def evaluate(self, folders: dict[str, Path]) -> list[EvalPoint]:
-        if self.models.engine is None or not folders:
+        if self.models.engine is None or self.evaluator is None or not folders:
             return []
         if not self.config.out.is_file():
             self.save()  # the engine's model version is the checkpoint's digest
         points = evaluate_heldout(
-            self.models.engine, self.settings, self.aligner, folders, self.step, self.config.eval_threshold
+            self.models.engine, self.evaluator, self.aligner, folders, self.step, self.config.eval_threshold
         )
         self.history["evals"] += [asdict(p) for p in points]
         return points
@@ -264,7 +266,8 @@ class _Trainer:
         start, started = self.step, time.perf_counter()
         end = min(c.steps, c.stop_after) if c.stop_after is not None else c.steps
         with tempfile.TemporaryDirectory(prefix="aligner-eval-") as tmp:
-            folders = prepare_eval_folders(self.split, Path(tmp)) if self.models.engine is not None else {}
+            evaluates = self.models.engine is not None and self.evaluator is not None
+            folders = prepare_eval_folders(self.split, Path(tmp)) if evaluates else {}
             self.features.warm(
                 [i.reference for i in self.split.train], [q for i in self.split.train for q in i.queries]
             )
@@ -333,7 +336,13 @@ def _enable_checkpointing(lvlm: Lvlm) -> None:
     )
 
 
-def train_aligner(config: TrainConfig, settings: Any, *, models: FrozenModels | None = None) -> TrainResult:
+def train_aligner(
+    config: TrainConfig,
+    settings: Any,
+    *,
+    models: FrozenModels | None = None,
+    evaluator: HeldoutEvaluator | None = None,
+) -> TrainResult:
     """Train an Aligner for the configured profile's frozen reference encoder and LVLM.
 
     Args:
@@ -341,6 +350,8 @@ def train_aligner(config: TrainConfig, settings: Any, *, models: FrozenModels | 
         settings: pipeline Settings (profile plvm or tiny; device, dtype, thresholds for evaluation).
         models: already loaded frozen parts (e.g. random real-shape models in a benchmark); default:
             :func:`load_frozen_models`.
+        evaluator: scores the held-out identity folders (``pipeline train`` passes
+            ``pipeline eval recognition``'s code); None: the run trains and saves but does not evaluate.
 
     Returns:
         :class:`TrainResult`; its ``losses``/``accuracies``/``lrs``/``evals`` cover every step since
@@ -350,4 +361,4 @@ def train_aligner(config: TrainConfig, settings: Any, *, models: FrozenModels | 
     state) every ``save_every`` steps and at the end, prints a progress bar to stderr.
     """
     models = models or load_frozen_models(settings, config)
-    return _Trainer(config, settings, models).run()
+    return _Trainer(config, settings, models, evaluator).run()
