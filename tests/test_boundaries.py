@@ -1,5 +1,5 @@
 """The sealed profile boundary: generic code asks a profile for a capability, never for its name,
-and the worker's path (ingest, store, tagging, people, service, broker, photos, workers) does not
+and the worker's path (ingest, store, tagging, people, recognition, service, broker, photos, workers) does not
 speak PLVM; every change of a photo's state goes through pipeline.store.states. The checks read
 the source files as text; they fail on any new leak."""
 
@@ -10,7 +10,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SEALED = ("pipeline/profiles", "pipeline/plvm")
-NAME_COMPARISON = re.compile(r"""profile\.name\s*[!=]=|[!=]=\s*profile\.name\b""")
+# ``profile.name == "faces"``, ``settings.profile != "plvm"``, ``s.profile in ("plvm", "tiny")``, either side
+PROFILE_NAME = r"(?:\.profile|\bprofile\.name)\b"
+NAME_COMPARISON = re.compile(rf"{PROFILE_NAME}\s*(?:[!=]=|(?:not\s+)?in\s*[(\[{{])|[!=]=\s*[\w.]*{PROFILE_NAME}")
 GENERIC = [
     "pipeline/ingest",
     "pipeline/store",
@@ -19,6 +21,7 @@ GENERIC = [
     "pipeline/service",
     "pipeline/broker",
     "pipeline/photos",
+    "pipeline/recognition",
     "workers",
 ]
 PLVM_WORDS = re.compile(r"plvm|concept tokens?\b", re.IGNORECASE)
@@ -51,6 +54,11 @@ def test_no_plvm_word_on_the_workers_path() -> None:
 
 def test_the_check_finds_a_leak() -> None:
     assert NAME_COMPARISON.search('wants = profile.name != "faces"')
+    assert NAME_COMPARISON.search('if settings.profile == "faces":') and NAME_COMPARISON.search('"tiny" == s.profile')
+    assert NAME_COMPARISON.search('if s.profile not in ("plvm", "tiny"):')
+    assert NAME_COMPARISON.search("ok = settings.profile in {'plvm'}")
+    assert not NAME_COMPARISON.search("kind = profile_type(settings.profile)")
+    assert not NAME_COMPARISON.search("if profile_type(s.profile).trainable:")
     assert PLVM_WORDS.search("item.plvm = scores") and PLVM_WORDS.search("they delimit concept tokens")
     assert not PLVM_WORDS.search("refresh_concept(session)")
 

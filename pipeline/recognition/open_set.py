@@ -75,7 +75,7 @@ def name_faces(
 ) -> list[Match]:
     """Name the faces of one photo by the open-set rule; one :class:`Match` per row of ``scores``.
 
-    ``scores``: (F, P) face-person scores (cosine, or fused with PLVM evidence), columns in the
+    ``scores``: (F, P) face-person scores (cosine, or fused with the profile's recognition evidence), columns in the
     order of ``person_ids``; ``face_widths_px``/``det_scores``: (F,) box width in pixels of the
     image and detector confidence; ``fixed``/``forbidden``: a user's decisions (see
     :func:`~pipeline.recognition.matching.assign_people`); ``n_people``: gallery size (default:
