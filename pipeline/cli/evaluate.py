@@ -36,7 +36,9 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 def _engine_and_version(profile: str) -> tuple[Any, str]:
     """(engine or None, model version) for the configured profile; loads no weights."""
-    if profile == "faces":
+    from pipeline.profiles import profile_type
+
+    if not profile_type(profile).gives_recognition_evidence:
         from pipeline.recognition.faces import get_face_model
 
         return None, get_face_model().version

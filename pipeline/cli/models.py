@@ -80,10 +80,11 @@ def ask(
     question: Annotated[str, typer.Argument(help="Enrolled names in the question become concept tokens")],
 ) -> None:
     """Ask a personalized question about a photo (plvm or tiny profile)."""
+    from pipeline.profiles import profile_type
     from pipeline.tagging.ask import ask_about
 
     s = settings()
-    if s.profile == "faces":
+    if not profile_type(s.profile).answers_questions:
         raise UserError("`pipeline ask` needs the plvm profile (PIPELINE_PROFILE=plvm) or the tiny test profile")
     answer, used, random_weights = ask_about(s, image, question)
     if random_weights:

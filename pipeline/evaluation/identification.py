@@ -91,12 +91,12 @@ def run_identification(settings: Settings, root: Path, *, progress: bool = True)
     from pipeline.people.enrolment import enroll
     from pipeline.people.index import load_people_index
     from pipeline.people.registry import PeopleError
-    from pipeline.profiles import get_profile
+    from pipeline.profiles import get_profile, profile_type
     from pipeline.recognition.faces import get_face_model
     from pipeline.recognition.matching import person_scores
     from pipeline.store.db import dispose_engines, session_scope, upgrade
 
-    if settings.profile != "faces":
+    if profile_type(settings.profile).gives_recognition_evidence:
         raise EvaluationError("--closed-set names faces with the faces profile; run it with --profile faces")
     dataset = load_dataset(root)
     failures: list[Failure] = []

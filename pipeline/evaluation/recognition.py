@@ -341,7 +341,9 @@ def score_recognition(
     Side effects: loads the profile's models; reads the images; writes nothing.
     """
     dataset = load_dataset(root)
-    if settings.profile == "faces":
+    from pipeline.profiles import profile_type
+
+    if not profile_type(settings.profile).gives_recognition_evidence:
         run = _score_faces(settings, dataset, progress)
     else:
         run = _score_plvm(settings, dataset, engine, progress, queries_per_call)

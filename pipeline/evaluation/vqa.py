@@ -51,7 +51,9 @@ def choose_option(keys: list[str], logliks: list[float]) -> str:
 def _engine_for(settings: Settings, engine: Any) -> Any:
     if engine is not None:
         return engine
-    if settings.profile == "faces":
+    from pipeline.profiles import profile_type
+
+    if not profile_type(settings.profile).answers_questions:
         raise EvaluationError(
             "the faces profile cannot answer questions (it only names faces); run the question benchmark "
             "with the plvm profile (--profile plvm / PIPELINE_PROFILE=plvm) or the tiny test profile"

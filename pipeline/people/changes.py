@@ -91,7 +91,7 @@ def forget(session: Session, name: str) -> list[int]:
     session.execute(
         update(Face)
         .where(col(Face.person_id) == person.id)
-        .values(person_id=None, match_score=None, plvm_score=None, user_set=False)
+        .values(person_id=None, match_score=None, evidence_score=None, user_set=False)
     )
     for model in (Reference, Concept, PersonScore):
         for row in session.exec(select(model).where(model.person_id == person.id)).all():

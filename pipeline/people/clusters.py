@@ -190,13 +190,14 @@ def _best_faces(session: Session, cluster_id: int, limit: int | None = None) -> 
 
 
 def list_clusters(session: Session, include_ignored: bool = False, examples: int = 3) -> list[ClusterSummary]:
-    """Clusters biggest first (open ones; ``include_ignored`` adds ignored and named ones), each
-    with up to ``examples`` photo paths of its best faces. Size counts the faces that still point
-    at the cluster."""
+    """Clusters biggest first (open ones that still hold an unknown face; ``include_ignored``
+    adds ignored, named and emptied ones), each with up to ``examples`` photo paths of its best
+    faces. Size counts the cluster's faces that are still unknown (a face the model names after
+    an enrolment leaves its cluster's count)."""
     sizes = dict(
         session.exec(
             select(col(Face.cluster_id), func.count())
-            .where(col(Face.cluster_id).is_not(None))
+            .where(col(Face.cluster_id).is_not(None), col(Face.person_id).is_(None))
             .group_by(col(Face.cluster_id))
         ).all()
     )
@@ -215,6 +216,8 @@ def list_clusters(session: Session, include_ignored: bool = False, examples: int
             if len(paths) >= examples:
                 break
         name = people.get(cluster.person_id) if cluster.person_id is not None else None
+        if not include_ignored and not sizes.get(cluster.id):
+            continue
         out.append(ClusterSummary(cluster.id, int(sizes.get(cluster.id, 0)), cluster.status, name, paths))
     out.sort(key=lambda c: (-c.size, c.id))
     return out

@@ -74,7 +74,8 @@ def enroll(
     """Enrol ``name`` from reference images (or add references to an existing person).
 
     Uses the only or dominant face of each image (or face number ``face``, 0 = leftmost), stores its SFace
-    embedding and a content-addressed copy of the image, computes profile data (PLVM concept) once,
+    embedding and a content-addressed copy of the image, computes the profile's per-person data
+    (if it encodes people) once,
     records an enrolment event and re-queues unknown faces' photos. Commits nothing itself.
     """
     from pipeline.photos.decode import PhotoError, decode_photo
@@ -132,31 +133,31 @@ def enroll(
 
 
 def refresh_concept(session: Session, settings: Settings, person: Person) -> Concept | None:
-    """(Re)compute the person's profile data from all their references (plvm/tiny only)."""
-    if settings.profile == "faces":
-        return None
+    """(Re)compute the person's profile data from all their references (profiles that
+    :attr:`~pipeline.profiles.Profile.encodes_people` only; None otherwise)."""
     from PIL import Image
 
     from pipeline.profiles import get_profile
 
     profile = get_profile(settings)
+    if not profile.encodes_people:
+        return None
     refs = session.exec(
         select(Reference).where(col(Reference.person_id) == person.id).order_by(col(Reference.id))
     ).all()
     images = [Image.open(r.stored_path).convert("RGB") for r in refs]
-    concept = profile.encode_person(images)
-    if concept is None:
+    data = profile.encode_person(images)
+    if data is None:
         return None
     assert person.id is not None  # the person row was flushed before its references
-    tokens, lm_weight = concept.to_bytes()
+    n_tokens, dim, tokens, lm_weight = profile.person_record(data)
     version = profile.model_version
     row = session.exec(
         select(Concept).where(col(Concept.person_id) == person.id, col(Concept.model_version) == version)
     ).first()
     if row is None:
         row = Concept(person_id=person.id, model_version=version, n_tokens=0, dim=0, tokens=b"", lm_weight=b"")
-    row.n_tokens, row.dim = int(concept.tokens.shape[0]), int(concept.tokens.shape[1])
-    row.tokens, row.lm_weight, row.created_at = tokens, lm_weight, utcnow()
+    row.n_tokens, row.dim, row.tokens, row.lm_weight, row.created_at = n_tokens, dim, tokens, lm_weight, utcnow()
     session.add(row)
     session.flush()
     return row

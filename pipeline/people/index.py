@@ -18,7 +18,7 @@ _cached: dict[tuple[str, str], PeopleIndex] = {}
 
 
 def load_people_index(session: Session, settings: Settings, profile: Profile) -> PeopleIndex:
-    """Everyone enrolled now, with face references and (plvm/tiny) concept tensors.
+    """Everyone enrolled now, with face references and (profiles that encode people) their data.
 
     Concepts are read from ``person_concepts`` for the profile's model version; a person enrolled
     under another profile gets theirs computed once here and stored (side effect: commits).
@@ -27,7 +27,7 @@ def load_people_index(session: Session, settings: Settings, profile: Profile) ->
     from pipeline.recognition.faces import embedding_from_bytes
 
     version = enrolment_version(session)
-    key = (settings.db_url, profile.model_version if profile.name != "faces" else "faces")
+    key = (settings.db_url, profile.model_version)
     with _lock:
         cached = _cached.get(key)
         if cached is not None and cached.version == version:
@@ -37,7 +37,7 @@ def load_people_index(session: Session, settings: Settings, profile: Profile) ->
     for ref in session.exec(select(Reference).order_by(col(Reference.id))).all():
         refs.setdefault(ref.person_id, []).append(embedding_from_bytes(ref.embedding))
     concepts: dict[int, Concept] = {}
-    if profile.name != "faces":
+    if profile.encodes_people:
         rows = session.exec(select(Concept).where(Concept.model_version == profile.model_version)).all()
         concepts = {c.person_id: c for c in rows}
         for person in people:
@@ -51,10 +51,8 @@ def load_people_index(session: Session, settings: Settings, profile: Profile) ->
         assert person.id is not None
         concept = None
         if person.id in concepts:
-            from pipeline.plvm.engine import ConceptEmbedding
-
             c = concepts[person.id]
-            concept = ConceptEmbedding.from_bytes(c.tokens, c.lm_weight, c.n_tokens, c.dim)
+            concept = profile.decode_person(c.n_tokens, c.dim, c.tokens, c.lm_weight)
         embs = np.stack(refs[person.id]) if refs.get(person.id) else np.zeros((0, 128), np.float32)
         enrolled.append(EnrolledPerson(id=person.id, name=person.name, ref_embeddings=embs, concept=concept))
     index = PeopleIndex(version=version, people=enrolled)

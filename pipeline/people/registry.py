@@ -37,7 +37,7 @@ def clean_name(name: str) -> str:
     if len(cleaned) > 200:
         raise PeopleError("a name can have at most 200 characters")
     if any(ch in cleaned for ch in "<>"):
-        raise PeopleError("a name cannot contain '<' or '>' (they delimit concept tokens)")
+        raise PeopleError("a name cannot contain '<' or '>' (they delimit names in model prompts)")
     return cleaned
 
 

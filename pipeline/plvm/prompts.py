@@ -124,6 +124,8 @@ def release_text(text: str, previous: SegmentKind | None, following: SegmentKind
     - after the image block, one leading space: ``"\\nIs"`` -> ``▁ <0x0A> Is``;
     - after a concept token, exactly one leading space: ``"?"`` -> ``▁?``, ``"'s"`` -> ``▁' s``,
       ``" in"`` -> ``▁in`` (a space before a concept token is dropped by :func:`split_concepts`);
+    - before a concept token, no trailing space (the release strips it): ``" USER: "`` + ``<sks>`` in a
+      text-only prompt -> ``▁US ER : [C]``;
     - after soft tokens and elsewhere, the text as it is (``"."`` -> ``.``).
     """
     if previous == "concept":
@@ -132,6 +134,8 @@ def release_text(text: str, previous: SegmentKind | None, following: SegmentKind
         text = " " + text
     if following == "image":
         text += " "
+    elif following == "concept":
+        text = text.rstrip(" ")
     return text
 
 

@@ -7,10 +7,31 @@ import threading
 from pipeline.config import Settings
 from pipeline.profiles.base import Description, EnrolledPerson, PeopleIndex, Profile, Scene
 
-__all__ = ["Description", "EnrolledPerson", "PeopleIndex", "Profile", "Scene", "get_profile", "make_profile"]
+__all__ = [
+    "Description",
+    "EnrolledPerson",
+    "PeopleIndex",
+    "Profile",
+    "Scene",
+    "get_profile",
+    "make_profile",
+    "profile_type",
+]
 
 _lock = threading.Lock()
 _cache: dict[tuple[str, int], Profile] = {}
+
+
+def profile_type(name: str) -> type[Profile]:
+    """The class of profile ``name`` (``faces``, ``plvm``, ``tiny``): ask it for its capabilities
+    (:attr:`Profile.answers_questions`, ...) without building it or loading any model."""
+    if name == "faces":
+        from pipeline.profiles.faces import FacesProfile
+
+        return FacesProfile
+    from pipeline.profiles.plvm import PlvmProfile
+
+    return PlvmProfile
 
 
 def make_profile(settings: Settings) -> Profile:

@@ -65,6 +65,15 @@ class Profile(ABC):
     name: str
     needs_pixels_to_describe: bool = True
 
+    # Capabilities: generic code asks these, never the profile's name.
+    gives_recognition_evidence: bool = False
+    """:meth:`recognition_scores` returns per-person evidence, so a re-match needs the pixels too."""
+    encodes_people: bool = False
+    """:meth:`encode_person` computes per-person data at enrolment; it is stored through
+    :meth:`person_record` and read back by :meth:`decode_person`."""
+    answers_questions: bool = False
+    """:meth:`answer` answers free-form questions about a photo."""
+
     @property
     def random_weights(self) -> bool:
         """True when the models are random (the ``tiny`` test profile): outputs are meaningless."""
@@ -91,8 +100,17 @@ class Profile(ABC):
         raise PipelineError(f"the {self.name} profile cannot answer questions; use the plvm profile")
 
     def encode_person(self, images: list[Image.Image]) -> Any:
-        """Profile-specific enrolment data for a person (PLVM concept), or None."""
+        """Profile-specific enrolment data for a person, or None (see :attr:`encodes_people`)."""
         return None
+
+    def person_record(self, data: Any) -> tuple[int, int, bytes, bytes]:
+        """``(n_tokens, dim, tokens, lm_weight)``: how ``data`` from :meth:`encode_person` is stored
+        in ``person_concepts`` (only called when :attr:`encodes_people`)."""
+        raise NotImplementedError(f"the {self.name} profile stores no per-person data")
+
+    def decode_person(self, n_tokens: int, dim: int, tokens: bytes, lm_weight: bytes) -> Any:
+        """The inverse of :meth:`person_record` (only called when :attr:`encodes_people`)."""
+        raise NotImplementedError(f"the {self.name} profile stores no per-person data")
 
     def warm_up(self) -> None:  # noqa: B027 - a hook with a do-nothing default, not abstract
         """Load what tagging needs now instead of on the first photo (default: nothing)."""

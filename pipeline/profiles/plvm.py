@@ -18,6 +18,9 @@ from pipeline.profiles.base import Description, EnrolledPerson, Profile, Scene
 
 class PlvmProfile(Profile):
     needs_pixels_to_describe = True
+    gives_recognition_evidence = True
+    encodes_people = True
+    answers_questions = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -79,3 +82,13 @@ class PlvmProfile(Profile):
 
     def encode_person(self, images: list[Image.Image]) -> Any:
         return self.engine.encode_references(images)
+
+    def person_record(self, data: Any) -> tuple[int, int, bytes, bytes]:
+        """A :class:`pipeline.plvm.engine.ConceptEmbedding` as float16 bytes with its shape."""
+        tokens, lm_weight = data.to_bytes()
+        return int(data.tokens.shape[0]), int(data.tokens.shape[1]), tokens, lm_weight
+
+    def decode_person(self, n_tokens: int, dim: int, tokens: bytes, lm_weight: bytes) -> Any:
+        from pipeline.plvm.engine import ConceptEmbedding
+
+        return ConceptEmbedding.from_bytes(tokens, lm_weight, n_tokens, dim)

@@ -1,7 +1,7 @@
 """SQLModel tables. Table and column names are user interface: people write SQL against them.
 
-Embeddings are stored as raw little-endian bytes (float32 for face embeddings, float16 for PLVM
-concept tensors); their shapes are in the docstrings and the README.
+Embeddings are stored as raw little-endian bytes (float32 for face embeddings, float16 for a
+profile's per-person tensors); their shapes are in the docstrings and the README.
 """
 
 import os
@@ -96,9 +96,10 @@ class Cluster(SQLModel, table=True):
 
 
 class Concept(SQLModel, table=True):
-    """A person's PLVM Aligner output for one model version, computed once at enrolment.
+    """A person's per-person data of a profile that encodes people (:meth:`Profile.encode_person`), for
+    one model version, computed once at enrolment.
 
-    ``tokens``: float16 bytes of shape (n_tokens, dim) (17 x 4096 for the released Aligner);
+    ``tokens``: float16 bytes of shape (n_tokens, dim) (for example 17 x 4096);
     ``lm_weight``: float16 bytes of shape (dim,). Averaged over the person's references.
     """
 
@@ -186,11 +187,12 @@ class Face(SQLModel, table=True):
     """A detected face. Box is relative to the (EXIF-rotated) image: x, y, w, h in [0, 1].
 
     ``embedding``: SFace 128 float32 bytes. ``match_score``: cosine to the named person's best
-    reference. ``plvm_score``: PLVM P(yes) for the named person (plvm profile). ``user_set``: the
-    name was set by a user and outranks the model. ``rejected_person_ids``: comma list of people a
-    user said this face is not. ``photo_time``: set by database triggers (migration 0008), never by
-    the code: the photo's time in seconds since the epoch (``taken_at``, else ``mtime``), NULL while
-    the photo is missing; a person's photos newest first are a walk of one index.
+    reference. ``evidence_score``: the profile's recognition evidence for the named person (a
+    probability that they are in the photo). ``user_set``: the name was set by a user and outranks
+    the model. ``rejected_person_ids``: comma list of people a user said this face is not.
+    ``photo_time``: set by database triggers (migration 0008), never by the code: the photo's time
+    in seconds since the epoch (``taken_at``, else ``mtime``), NULL while the photo is missing; a
+    person's photos newest first are a walk of one index.
     """
 
     __tablename__ = "faces"
@@ -209,7 +211,7 @@ class Face(SQLModel, table=True):
     embedding: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     person_id: int | None = Field(default=None, foreign_key="people.id", index=True)
     match_score: float | None = None
-    plvm_score: float | None = None
+    evidence_score: float | None = None
     user_set: bool = False
     rejected_person_ids: str | None = Field(default=None, max_length=1000)
     photo_time: float | None = None
@@ -217,7 +219,7 @@ class Face(SQLModel, table=True):
 
 
 class PersonScore(SQLModel, table=True):
-    """PLVM recognition evidence: P("Yes") for "Is <person> in this photo?"."""
+    """A profile's recognition evidence per photo and person, e.g. P("Yes") for "Is <person> in this photo?"."""
 
     __tablename__ = "person_scores"
     __table_args__ = (UniqueConstraint("photo_id", "person_id", "model_version"),)

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, and_, or_, update
+from sqlalchemy import ColumnElement, CursorResult, and_, insert, or_, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Executable
 from sqlmodel import Session, col, select
@@ -44,6 +44,7 @@ __all__ = [
     "fail",
     "finish",
     "mark_missing",
+    "insert_new_photos",
     "new_photo",
     "release",
     "refresh_claims",
@@ -104,6 +105,29 @@ def new_photo(path: str, sha256: str, size: int, mtime: float, path_bytes: bytes
         state=PhotoState.QUEUED.value,
         work=WorkKind.TAG.value,
     )
+
+
+def insert_new_photos(session: Session, files: list[dict[str, Any]]) -> list[int]:
+    """Many new ``queued`` photo rows in one Core INSERT (a first import; the caller commits).
+
+    Each dict holds ``path, path_bytes, sha256, size, mtime`` (and may hold ``hash_kind``);
+    returns the new ids in the order of ``files``. Building SQLModel objects costs more than the
+    whole INSERT for small files, hence no ORM here.
+    """
+    if not files:
+        return []
+    now = utcnow()
+    fixed = {
+        "state": PhotoState.QUEUED.value,
+        "work": WorkKind.TAG.value,
+        "hash_kind": Photo.model_fields["hash_kind"].default,  # the model's, not the old rows' server default
+        "queued_at": now,
+        "created_at": now,
+    }
+    values = [{**fixed, **f} for f in files]
+    table = Photo.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table models
+    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    return [int(i) for i in session.execute(statement, values).scalars().all()]
 
 
 def retag(photo: Photo, sha256: str, size: int, mtime: float) -> None:

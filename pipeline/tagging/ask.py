@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from pipeline.config import Settings
+from pipeline.errors import PipelineError
 
 
 def mentioned_people(question: str, names: list[str]) -> list[str]:
@@ -19,17 +20,23 @@ def mentioned_people(question: str, names: list[str]) -> list[str]:
 
 
 def ask_about(settings: Settings, image: Path, question: str) -> tuple[str, list[str], bool]:
-    """Answer ``question`` about ``image`` with the concepts of the people it names.
+    """Answer ``question`` about ``image`` with the per-person data of the people it names.
 
-    Returns (answer, names used as concepts, whether the weights are random).
+    Returns (answer, names used, whether the weights are random). Raises
+    :class:`~pipeline.errors.PipelineError` at once when the profile cannot answer questions.
     """
     from pipeline.people.index import load_people_index
     from pipeline.photos.decode import decode_photo
     from pipeline.profiles import get_profile
     from pipeline.store.db import ensure_schema, session_scope
 
-    ensure_schema(settings.db_url)
     profile = get_profile(settings)
+    if not profile.answers_questions:
+        raise PipelineError(
+            f"the {profile.name} profile cannot answer questions; use a profile that can "
+            "(the README's Profiles section lists them)"
+        )
+    ensure_schema(settings.db_url)
     with session_scope(settings.db_url) as session:
         index = load_people_index(session, settings, profile)
     by_name = {p.name: p for p in index.people}

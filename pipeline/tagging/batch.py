@@ -49,7 +49,7 @@ class FaceData:
     rejected: set[int] = field(default_factory=set)
     person_id: int | None = None
     match_score: float | None = None
-    plvm_score: float | None = None
+    evidence_score: float | None = None  # the profile's recognition evidence for the named person
 
 
 @dataclass
@@ -60,7 +60,7 @@ class Item:
     image: Image.Image | None = None
     width: int = 0  # pixels of the upright image (boxes are relative to it)
     faces: list[FaceData] = field(default_factory=list)
-    plvm: np.ndarray | None = None  # (P,) P(yes) per enrolled person
+    evidence: np.ndarray | None = None  # (P,) the profile's recognition evidence per enrolled person
 
 
 @dataclass
@@ -151,7 +151,7 @@ def _face_from_row(row: Face, embedding: np.ndarray) -> FaceData:
 
 
 def _name_faces(item: Item, index: PeopleIndex, settings: Settings) -> None:
-    """Fill person_id / match_score / plvm_score of each face (one person at most once)."""
+    """Fill person_id / match_score / evidence_score of each face (one person at most once)."""
     from pipeline.recognition.matching import person_scores
     from pipeline.recognition.open_set import NamingRule, name_faces
 
@@ -160,14 +160,14 @@ def _name_faces(item: Item, index: PeopleIndex, settings: Settings) -> None:
     embs = np.stack([f.embedding for f in item.faces]).astype(np.float32)
     refs, ref_ids = index.ref_matrix
     cos, person_ids = person_scores(embs, refs, ref_ids)  # (F, P)
-    plvm_by_person = None
-    if item.plvm is not None and person_ids:
+    evidence_by_person = None
+    if item.evidence is not None and person_ids:
         order = {p.id: i for i, p in enumerate(index.people)}
-        plvm_by_person = np.array([item.plvm[order[pid]] for pid in person_ids])
+        evidence_by_person = np.array([item.evidence[order[pid]] for pid in person_ids])
     rule = NamingRule.from_settings(settings)
     # The fusion rule's weak-match band sits below the threshold this gallery size needs.
     scores = fused_scores(
-        cos, plvm_by_person, settings.fusion, rule.threshold(len(person_ids)), settings.recognition_threshold
+        cos, evidence_by_person, settings.fusion, rule.threshold(len(person_ids)), settings.recognition_threshold
     )
     fixed = {i: f.user_person_id for i, f in enumerate(item.faces) if f.user_person_id is not None}
     forbidden = [(i, pid) for i, f in enumerate(item.faces) for pid in f.rejected]
@@ -186,9 +186,9 @@ def _name_faces(item: Item, index: PeopleIndex, settings: Settings) -> None:
         if match.person_id is not None and match.person_id in column:
             j = column[match.person_id]
             face.match_score = float(cos[face_idx, j])
-            face.plvm_score = float(plvm_by_person[j]) if plvm_by_person is not None else None
+            face.evidence_score = float(evidence_by_person[j]) if evidence_by_person is not None else None
         else:
-            face.match_score = face.plvm_score = None
+            face.match_score = face.evidence_score = None
 
 
 def _scene(item: Item, index: PeopleIndex) -> Scene:
@@ -219,7 +219,7 @@ def _write(session: Session, item: Item, desc: Description, index: PeopleIndex, 
             session.execute(
                 update(Face)
                 .where(col(Face.id) == face.row_id)
-                .values(person_id=face.person_id, match_score=face.match_score, plvm_score=face.plvm_score)
+                .values(person_id=face.person_id, match_score=face.match_score, evidence_score=face.evidence_score)
             )
     else:
         session.execute(delete(Face).where(col(Face.photo_id) == item.photo_id))
@@ -237,16 +237,16 @@ def _write(session: Session, item: Item, desc: Description, index: PeopleIndex, 
                     embedding=embedding_to_bytes(face.embedding),
                     person_id=face.person_id,
                     match_score=face.match_score,
-                    plvm_score=face.plvm_score,
+                    evidence_score=face.evidence_score,
                 )
             )
-    if item.plvm is not None:
+    if item.evidence is not None:
         session.execute(
             delete(PersonScore).where(
                 col(PersonScore.photo_id) == item.photo_id, col(PersonScore.model_version) == version
             )
         )
-        for person, score in zip(index.people, item.plvm, strict=True):
+        for person, score in zip(index.people, item.evidence, strict=True):
             session.add(
                 PersonScore(photo_id=item.photo_id, person_id=person.id, model_version=version, score=float(score))
             )
@@ -295,7 +295,7 @@ def _process_chunk(
             _finish_failed(session, photo, task_id, f"could not load the enrolled people: {_reason(exc)}")
             outcome.failed.append(photo.id)
         return
-    wants_pixels = profile.needs_pixels_to_describe or profile.name != "faces"
+    wants_pixels = profile.needs_pixels_to_describe or profile.gives_recognition_evidence
     items: list[Item] = []
     for photo in photos:
         assert photo.id is not None  # rows read from the database have their id
@@ -325,8 +325,8 @@ def _process_chunk(
             if scores is not None:
                 _check_count(profile, "recognition score rows", len(scores), len(with_pixels))
                 for it, row in zip(with_pixels, scores, strict=True):
-                    it.plvm = np.asarray(row, dtype=np.float64)
-                    _check_count(profile, "scores per photo", len(it.plvm), len(index.people))
+                    it.evidence = np.asarray(row, dtype=np.float64)
+                    _check_count(profile, "scores per photo", len(it.evidence), len(index.people))
         for it in items:
             _name_faces(it, index, settings)
         descriptions = profile.describe([_scene(it, index) for it in items], settings.questions)
@@ -408,7 +408,7 @@ def _join_clusters(session: Session, photo_ids: list[int]) -> None:
 def warm_up(settings: Settings, db_url: str | None = None) -> None:
     """Load the face model and the configured profile's models in this process now, and open
     its database connection, so the first photo is tagged as fast as the rest. Side effects:
-    reads model files (seconds to minutes for PLVM), one read query; failures raise, and the
+    reads model files (seconds to minutes for the large profiles), one read query; failures raise, and the
     first task reports them again with the photo."""
     from pipeline.recognition.faces import EMBEDDING_SIZE, get_face_model
     from pipeline.recognition.matching import assign_people, person_scores

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlmodel import Session
 
@@ -56,24 +55,21 @@ def person_name(session: Session, person_id: int) -> str:
 
 
 def name_face(session: Session, settings: Settings, face_id: int, name: str) -> list[int]:
-    """ "This face is NAME": a correction for an enrolled name; a new name is first enrolled from
-    this face (``pipeline enroll --face IDX PHOTO``), then the correction is recorded."""
+    """ "This face is NAME": ``pipeline correct FACE --name NAME`` for an enrolled name; a new name
+    becomes a person whose first reference is this face (``pipeline correct FACE --name NAME
+    --reference``, the way ``pipeline clusters name`` starts a person from faces: the stored
+    embedding, no detector run)."""
     from pipeline.people.changes import correct_face
-    from pipeline.people.enrolment import enroll
-    from pipeline.people.registry import clean_name, find_person
-    from pipeline.store.models import Face, Photo
+    from pipeline.people.references import correct_as_reference
+    from pipeline.people.registry import clean_name, find_or_create_person
+    from pipeline.store.models import Face
 
-    face = session.get(Face, face_id)
-    if face is None:
+    if session.get(Face, face_id) is None:
         raise NotFound(f"no face with id {face_id} (the photo was re-tagged?)")
-    name = clean_name(name)
-    requeued: list[int] = []
-    if find_person(session, name) is None:
-        photo = session.get(Photo, face.photo_id)
-        assert photo is not None  # faces.photo_id is a foreign key
-        requeued += enroll(session, settings, name, [Path(photo.file_path)], face=face.idx).requeued_photo_ids
-    requeued += correct_face(session, face_id, name=name)
-    return sorted(set(requeued))
+    person, created = find_or_create_person(session, clean_name(name))
+    if created:
+        return correct_as_reference(session, settings, face_id, person.name)
+    return correct_face(session, face_id, name=person.name)
 
 
 def face_not(session: Session, face_id: int, name: str) -> list[int]:

@@ -117,7 +117,7 @@ def test_unknown_faces_group_by_person_then_get_named(album: dict[str, list[Path
         assert carl not in [c.id for c in list_clusters(session)]
         assert carl in [c.id for c in list_clusters(session, include_ignored=True)]
     # A new photo of the cameraman joins the ignored cluster as the worker writes it.
-    new = images.save_jpeg(images.crop_around_face(images.camera(), (237, 61, 72, 92), 1.0), tmp_path / "carl_new.jpg")
+    new = images.save_jpeg(images.crop_around_face(images.camera(), (198, 120, 60, 76), 1.0), tmp_path / "carl_new.jpg")
     _tag([new], "t3")
     assert _cluster_of([new]) == {carl}
     with session_scope() as session:
@@ -174,3 +174,28 @@ def test_cli_clusters_name_and_ignore(album: dict[str, list[Path]], tmp_path: Pa
     bad = cli("clusters", "name", "12345", "--name", "X", check=False)
     assert bad.returncode == 1 and "no cluster 12345" in flat(bad.stderr)
     assert "Grace" in cli("faces", "--cluster", str(grace)).stdout
+
+
+def test_close_up_reference_enrolls_and_empties_the_cluster(album: dict[str, list[Path]], tmp_path: Path) -> None:
+    """A close-up (face filling ~90 % of the frame, enlarged) enrolls without --face; once the
+    model names her faces, her cluster is no longer listed."""
+    from pipeline.people.enrolment import enroll
+
+    settings = get_settings()
+    _tag(album["grace"], "t1")
+    with session_scope() as session:
+        assert update_clusters(session).created == 1
+    x, y, w, h = images.GRACE_HOPPER_FACE
+    side = round(h / 0.9)
+    close = images.rescale(
+        images.crop(images.grace_hopper(), (x + w // 2 - side // 2, y + h // 2 - side // 2, side, side)), 4
+    )
+    reference = images.save_jpeg(close, tmp_path / "grace_close_up.jpg")
+    with session_scope() as session:
+        result = enroll(session, settings, "Grace", [reference])
+    assert result.added_references == 1 and len(result.requeued_photo_ids) == 4
+    process_photos(result.requeued_photo_ids, "t2", settings)
+    with session_scope() as session:
+        assert list_clusters(session) == []
+        assert [c.size for c in list_clusters(session, include_ignored=True)] == [0]
+        assert all(f.name == "Grace" for f in list_faces(session))

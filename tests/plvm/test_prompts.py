@@ -101,6 +101,15 @@ def test_release_text_spacing():
     assert release_text("'s", "concept", "text") == " 's"
     assert release_text(".", "soft", "text") == "."  # after soft tokens: as it is
     assert release_text("A chat", "bos", "concept") == "A chat"
+    assert release_text(" ", "text", "concept") == "" and release_text(" and ", "concept", "concept") == " and"
+
+
+def test_text_only_question_starting_with_a_concept(engine, people):
+    lvlm = engine.load_lvlm()
+    encoded = lvlm.prepare([LvlmRequest(None, "<sks> is smiling?", people[:1])])[0]
+    pieces = _pieces(lvlm, encoded, ["Susan"])
+    # no lone "▁" before the concept token (the release strips the space before an added token)
+    assert pieces[-7:] == [".", "▁USER:", "[Susan]", "▁is", "▁smiling", "?", "▁ASSISTANT:"]
 
 
 def test_answers_and_options_continue_the_prompt(engine, people, photos):

@@ -150,10 +150,12 @@ def test_ctrl_c_cancels_the_query_on_the_server(reader: str, postgres_url: str) 
 
     def press_ctrl_c() -> None:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not _count(
-            postgres_url, f"SELECT count(*) FROM pg_stat_activity WHERE usename = '{reader}' AND state = 'active'"
-        ):
-            time.sleep(0.1)  # until the reader's statement runs on the server
+        sleeping = (
+            f"SELECT count(*) FROM pg_stat_activity WHERE usename = '{reader}' AND state = 'active' "
+            "AND query LIKE 'SELECT pg_sleep(600)%'"
+        )
+        while time.monotonic() < deadline and not _count(postgres_url, sleeping):
+            time.sleep(0.1)  # until the reader's statement itself runs on the server
         os.kill(os.getpid(), signal.SIGINT)
 
     presser = threading.Thread(target=press_ctrl_c)

@@ -96,7 +96,7 @@ def test_enrol_once_then_tag_without_the_aligner(
         assert len(scores) == 2 and all(0.0 <= s.score <= 1.0 and s.model_version == version for s in scores)
         faces = session.exec(select(Face).where(Face.photo_id == photo_id).order_by(Face.x)).all()
         assert [f.person_id is not None for f in faces] == [True, True], "names stay grounded on faces"
-        assert all(f.plvm_score is not None for f in faces), "both kinds of evidence are stored"
+        assert all(f.evidence_score is not None for f in faces), "both kinds of evidence are stored"
 
 
 def test_end_to_end_through_redis_and_ask(
