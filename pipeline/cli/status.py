@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from pipeline.cli.app import app, open_session, out, report_requeued, settings
+from pipeline.config import redact_url
 
 
 @app.command()
@@ -54,7 +55,7 @@ def status(
     data = {
         "states": counts,
         "queue_length": queue_length(broker) if broker else None,
-        "broker": broker,
+        "broker": redact_url(broker) if broker else None,
         "enrolment_version": version,
         "profile": s.profile,
         "last_failures": [{"path": p.path, "error": p.error, "attempts": p.attempts} for p in failed],
