@@ -64,31 +64,54 @@ def unknown(request: Request, page_no: int = Query(1, alias="page", ge=1, le=1_0
     return page(request, "unknown.html", {**context, "groups": groups})
 
 
+MAX_PAGE = 1_000_000
+
+
+def _page_number(raw: str) -> int | None:
+    """The ``page`` query text -> a 1-based page number, or None unless it is a whole number 1..MAX_PAGE."""
+    digits = raw.strip()
+    if not digits.isascii() or not digits.isdigit() or not 1 <= int(digits) <= MAX_PAGE:
+        return None
+    return int(digits)
+
+
 @router.get("/search")
-def search(request: Request, q: str = Query("", max_length=500)) -> Response:
+def search(
+    request: Request, q: str = Query("", max_length=500), page_text: str = Query("1", alias="page", max_length=20)
+) -> Response:
+    """Name and caption matches, ``web_page_size`` of each a page (newest first, duplicates shown
+    once); each is fetched one past the page so the "older" link appears only when more exist."""
     from pipeline.store.search import SearchError, search_captions
     from pipeline.web.queries import PhotoCard
 
+    page_no = _page_number(page_text)
+    if page_no is None:
+        problem = f"page must be a whole number from 1 to {MAX_PAGE:,}, not {page_text!r}"
+        return page(request, "search.html", {"q": q, "results": [], "message": problem, "page": 1}, status=400)
     results: list[PhotoCard] = []
-    message = None
+    message: str | None = None
+    more = False
     if q.strip():
         size = request.app.state.settings.web_page_size
+        offset = (page_no - 1) * size
         engine = request.app.state.read_engine
         with engine.connect() as conn:
-            results = queries.search_by_name(conn, q, size)
+            results, named = queries.search_by_name(conn, q, offset, size)
         seen = {card.id for card in results}
         try:
-            hits = search_captions(engine, q, size)
+            hits = search_captions(engine, q, size + 1, offset=offset)
         except SearchError as exc:
             hits, message = [], str(exc)
-        for hit in hits:
+        more = named > offset + size or len(hits) > size
+        for hit in hits[:size]:
             if hit.photo_id not in seen:
                 seen.add(hit.photo_id)
                 shot = hit.taken_at or queries.epoch_time(hit.mtime)
                 results.append(PhotoCard(hit.photo_id, queries.file_name(hit.path), shot, caption=hit.caption))
         if not results and message is None:
-            message = f"nothing found for {q!r}"
-    return page(request, "search.html", {"q": q, "results": results, "message": message})
+            message = f"nothing found for {q!r}" if page_no == 1 else f"no page {page_no} for {q!r}: fewer results"
+    context = {"q": q, "results": results, "message": message, "page": page_no, "more": more}
+    return page(request, "search.html", context)
 
 
 @router.get("/status")
