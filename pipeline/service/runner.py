@@ -23,11 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
-from urllib.parse import urlsplit, urlunsplit
 
 from pipeline.broker.child_process import die_with_parent
 from pipeline.broker.contract import QUEUE
-from pipeline.config import Settings
+from pipeline.config import Settings, redact_url
 from pipeline.errors import PipelineError
 from pipeline.service.ports import ensure_port_free
 
@@ -141,15 +140,6 @@ def flower_env(settings: Settings, env: dict[str, str]) -> tuple[dict[str, str],
 
     credentials = flower_credentials(settings)
     return {**env, "FLOWER_BASIC_AUTH": credentials.basic_auth}, credentials.describe()
-
-
-def _without_password(url: str) -> str:
-    """``url`` with its password shown as ``***`` (for progress lines and logs)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 RESTART_STABLE_S = 60.0
@@ -299,8 +289,8 @@ def run(settings: Settings, options: RunOptions, report: Callable[[str], None]) 
             embedded = start_embedded_redis(settings)
             broker_url = embedded.url
         report(
-            f"broker: {broker_url}{' (embedded)' if embedded else ''}; "
-            f"database: {_without_password(settings.db_url)}; profile: {settings.profile}"
+            f"broker: {redact_url(broker_url)}{' (embedded)' if embedded else ''}; "
+            f"database: {redact_url(settings.db_url)}; profile: {settings.profile}"
         )
         env = child_env(settings, broker_url)
         logs = settings.data_dir / "logs"

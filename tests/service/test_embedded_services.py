@@ -132,6 +132,8 @@ def test_no_redis_outlives_pipeline_run(tmp_path: Path, env: dict[str, str], dat
     run = Spawned(["run", str(album)], env)
     try:
         wait_for(lambda: "watching" in run.output, timeout=120, message=f"pipeline run started:\n{run.output}")
+        password = (data_dir / "redis" / "password").read_text().strip()
+        assert "redis://:***@127.0.0.1" in run.output and password not in run.output  # shown redacted
         children = psutil.Process(run.process.pid).children(recursive=True)
         assert _redis_servers_left(data_dir)
         run.process.send_signal(sig)
