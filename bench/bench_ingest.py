@@ -9,7 +9,7 @@
    8 KB); every file has distinct bytes; written, then synced to disk.
 3. For each set and cache state, ``--rounds`` rounds over the same files: the file-hash loop
    (``content_hash`` over every file, the reference) and the ingestor in batches
-   (``files_ready`` per READY_BATCH files, what the watcher hands on in a first import) into a
+   (``files_ready`` per batch of 256 files or 256 MB, what the watcher hands on in a first import) into a
    fresh SQLite database, back to back, alternating which goes first. Per round: wall time,
    MB/s, files/s, the process's CPU time per file and per MB (all threads), the load average,
    and the ratio hash-loop time / ingest time; then the medians. ``warm``: the files are in the
@@ -177,17 +177,32 @@ def ingestor_on(url: str) -> Any:
     return Ingestor(CountingSender(), db_url=url)
 
 
-def ingest_run(ingestor: Any, paths: list[Path], batched: bool) -> None:
-    """``Ingestor.file_ready`` per file, or ``files_ready`` per READY_BATCH files (what the
-    watcher does when ready files queue up, as in a first import)."""
-    from pipeline.ingest.watcher import READY_BATCH
+def watcher_batches(paths: list[Path]) -> list[list[Path]]:
+    """``paths`` cut as the watcher cuts ready files that queue up, as in a first import
+    (:func:`batch_full`: 256 files or 256 MB); made before the timing (the watcher knows the
+    sizes from its own stat)."""
+    from pipeline.ingest.watcher import batch_full
 
-    if batched:
-        for start in range(0, len(paths), READY_BATCH):
-            ingestor.files_ready(paths[start : start + READY_BATCH])
-    else:
-        for path in paths:
-            ingestor.file_ready(path)
+    batches: list[list[Path]] = [[]]
+    size = 0
+    for path in paths:
+        if batch_full(len(batches[-1]), size):
+            batches.append([])
+            size = 0
+        batches[-1].append(path)
+        size += path.stat().st_size
+    return batches
+
+
+def ingest_run(ingestor: Any, batches: list[list[Path]], batched: bool) -> None:
+    """``Ingestor.files_ready`` per batch, or ``file_ready`` per file (a file dropped in a
+    watched folder)."""
+    for batch in batches:
+        if batched:
+            ingestor.files_ready(batch)
+        else:
+            for path in batch:
+                ingestor.file_ready(path)
 
 
 def interleaved(work: Path, name: str, paths: list[Path], rounds: int, cold: bool) -> dict[str, Any]:
@@ -195,6 +210,7 @@ def interleaved(work: Path, name: str, paths: list[Path], rounds: int, cold: boo
     (alternating which goes first), each ingest into a fresh database; the median ratio of the
     rounds is the figure (both halves of a round see about the same machine load)."""
     warm_up, paths = paths[0], paths[1:]
+    batches = watcher_batches(paths)
     out: list[dict[str, Any]] = []
     for r in range(rounds):
         ingestor = ingestor_on(fresh_database(work, f"{name}-{'cold' if cold else 'warm'}-{r}.db"))
@@ -204,7 +220,7 @@ def interleaved(work: Path, name: str, paths: list[Path], rounds: int, cold: boo
             if part == "hash":
                 hashed = timed(paths, lambda: hash_loop(paths), cold)
             else:
-                ingested = timed(paths, lambda i=ingestor: ingest_run(i, paths, batched=True), cold)
+                ingested = timed(paths, lambda i=ingestor: ingest_run(i, batches, batched=True), cold)
         assert hashed is not None and ingested is not None
         ratio = round(hashed["s"] / ingested["s"], 3)
         out.append({"hash_loop": hashed, "ingest_batched": ingested, "ratio": ratio})
@@ -300,7 +316,7 @@ def main() -> None:
                 report[name][cache] = interleaved(work, name, paths, args.rounds, cache == "cold")
             ingestor = ingestor_on(fresh_database(work, f"{name}-one-by-one.db"))
             ingestor.file_ready(paths[0])
-            one = timed(paths[1:], lambda i=ingestor, p=paths[1:]: ingest_run(i, p, batched=False), cold=False)
+            one = timed(paths[1:], lambda i=ingestor, p=paths[1:]: ingest_run(i, [p], batched=False), cold=False)
             report[name]["warm_one_by_one"] = one
             print(f"  {name} warm, one file at a time: {one['mb_per_s']} MB/s {one['files_per_s']} files/s")
         first = watcher_first_import(work / "small", args.small, fresh_database(work, "watch.db"))
