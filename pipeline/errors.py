@@ -31,4 +31,4 @@ class BrokerUnavailable(PipelineError):
 
 
 class MissingExtra(PipelineError):
-    """An optional dependency (e.g. PyTorch for the plvm and tiny profiles) is not installed."""
+    """An optional dependency (e.g. PyTorch, which every profile but faces needs) is not installed."""
