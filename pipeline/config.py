@@ -171,6 +171,7 @@ class Settings(BaseSettings):
     temperature: float = Field(
         0.0, ge=0, description="0: greedy decoding (reproducible rows); > 0 samples (the release samples at 0.2)"
     )
+    # Its name is what users set (environment, config files); tests/test_boundaries.py allows it.
     plvm_max_batch: int = Field(16, ge=1, description="Prompt rows per LLaVA forward/generate batch")
     reuse_prefix: bool = Field(True, description="Generate caption and answers from one shared prompt-prefix KV cache")
 

@@ -11,10 +11,11 @@ from typing import Literal, get_args
 
 __all__ = ["PROFILE_NAMES", "ProfileName", "listed"]
 
+# The one place outside pipeline/profiles that names every profile (tests/test_boundaries.py allows it).
 ProfileName = Literal["faces", "plvm", "tiny"]
 PROFILE_NAMES: tuple[str, ...] = get_args(ProfileName)
 
 
 def listed(names: tuple[str, ...] = PROFILE_NAMES) -> str:
-    """The names as a reader lists them: ``"faces, plvm or tiny"``."""
+    """The names as a reader lists them: ``"a, b or c"``."""
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
