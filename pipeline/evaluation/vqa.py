@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,7 +98,7 @@ def evaluate_vqa(
     items = load_vqa_items(Path(json_path), root)
     if not items:
         raise EvaluationError(f"{json_path}: no question items")
-    people: dict[Path, Any] = {}  # reference -> the profile's per-person data, or the reason it failed (str)
+    people: dict[Path, _Encoded] = {}  # reference -> the profile's per-person data, or why there is none
     queries = _QueryCache()
     results: list[VqaResult] = []
     failures: list[Failure] = []
@@ -128,6 +129,14 @@ def evaluate_vqa(
     return report
 
 
+@dataclass
+class _Encoded:
+    """A reference person: the profile's data (from ``answerer.encode``), or why the photo failed."""
+
+    data: Any
+    failed: str | None = None
+
+
 class _QueryCache:
     """Decoded query photos: the last one kept (items often share it), failures remembered."""
 
@@ -154,7 +163,7 @@ def _answer(
     item: VqaItem,
     settings: Settings,
     answerer: Answerer,
-    people: dict[Path, Any],
+    people: dict[Path, _Encoded],
     queries: _QueryCache,
     failures: list[Failure],
 ) -> tuple[str | None, dict[str, float | None] | None]:
@@ -165,11 +174,11 @@ def _answer(
             failures.append(
                 Failure(str(item.reference), f"reference cannot be decoded ({reason}); its questions are unanswered")
             )
-            people[item.reference] = reason
+            people[item.reference] = _Encoded(None, str(reason))
         else:
-            people[item.reference] = answerer.encode([image])
+            people[item.reference] = _Encoded(answerer.encode([image]))
     person = people[item.reference]
-    if isinstance(person, str):
+    if person.failed is not None:
         return None, None
     image = None
     if item.query is not None:
@@ -177,6 +186,6 @@ def _answer(
         if image is None:
             return None, None
     keys = list(item.choices)
-    values = answerer.option_logliks(image, item.question, [item.choices[k] for k in keys], PERSON_NAME, person)
+    values = answerer.option_logliks(image, item.question, [item.choices[k] for k in keys], PERSON_NAME, person.data)
     exported = {key: (value if math.isfinite(value) else None) for key, value in zip(keys, values, strict=True)}
     return choose_option(keys, values), exported  # JSON has no -inf: an impossible option exports as null
