@@ -138,8 +138,7 @@ class Ingestor:
                 if found.steady:
                     hashed[key] = found
                 else:
-                    log.info("%s changed while it was hashed; registered once it holds still", texts[key][0])
-                    answer[key] = None
+                    answer[key] = self._changing(texts[key][0])
             if not hashed:
                 return answer
             hashes = list({found.digest for found in hashed.values()})
@@ -191,7 +190,9 @@ class Ingestor:
 
     def _register(self, path: Path) -> int | None:
         """Hashes the file at most once in the current kind (:data:`CONTENT_HASH`); a row from before
-        revision 0007 is compared in its own kind (SHA-256) first, so an upgrade re-tags nothing."""
+        revision 0007 is compared in its own kind (SHA-256) first, so an upgrade re-tags nothing.
+        The size and mtime stored are those of the read that gave the hash; a file written while it
+        was read registers nothing (returns None; the watcher reports it again)."""
         key = norm_path(path)
         try:
             stat = os.stat(key)
@@ -209,34 +210,40 @@ class Ingestor:
                 return None  # unchanged
             if row is not None:
                 old_kind = row.hash_kind
-                digest = content_hash(Path(key), old_kind)
+                found = hash_file(key, old_kind)
+                if not found.steady:
+                    return self._changing(text)
+                digest = found.digest
                 if row.sha256 == digest:  # touched, or back from missing
                     if old_kind != CONTENT_HASH:
                         row.sha256, row.hash_kind = content_hash(Path(key)), CONTENT_HASH
-                    row.size, row.mtime = stat.st_size, stat.st_mtime
+                    row.size, row.mtime = found.size, found.mtime
                     if row.state == PhotoState.MISSING:
                         states.restore(row)
                     session.add(row)
                     session.commit()
                     return self._queue_if_needed(row)
                 digest = digest if old_kind == CONTENT_HASH else content_hash(Path(key))
-                states.retag(row, digest, stat.st_size, stat.st_mtime)
+                states.retag(row, digest, found.size, found.mtime)
                 row.hash_kind = CONTENT_HASH
                 session.add(row)
                 session.commit()
                 return self._queue_if_needed(row)
-            digest = content_hash(Path(key))
+            found = hash_file(key)
+            if not found.steady:
+                return self._changing(text)
+            digest = found.digest
             moved = self._moved_from(session, digest, Path(key))
             if moved is not None:
                 log.info("moved: %s -> %s", moved.path, text)
-                moved.path, moved.path_bytes, moved.size, moved.mtime = text, raw, stat.st_size, stat.st_mtime
+                moved.path, moved.path_bytes, moved.size, moved.mtime = text, raw, found.size, found.mtime
                 moved.sha256, moved.hash_kind = digest, CONTENT_HASH
                 if moved.state == PhotoState.MISSING:
                     states.restore(moved)
                 session.add(moved)
                 session.commit()
                 return self._queue_if_needed(moved)
-            photo = states.new_photo(text, digest, stat.st_size, stat.st_mtime, path_bytes=raw)
+            photo = states.new_photo(text, digest, found.size, found.mtime, path_bytes=raw)
             session.add(photo)
             try:
                 session.commit()
@@ -245,6 +252,12 @@ class Ingestor:
                 return None
             self.registered += 1
             return self._queue_if_needed(photo)
+
+    @staticmethod
+    def _changing(text: str) -> None:
+        """A file written while it was hashed: nothing registered from that read (the watcher
+        reports it again once it holds still, with its new size and mtime)."""
+        log.info("%s changed while it was hashed; registered once it holds still", text)
 
     def _moved_from(self, session: Session, digest: str, path: Path) -> Photo | None:
         """The row of a vanished file with the same bytes as ``path`` (a move), if any: by the

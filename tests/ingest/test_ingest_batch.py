@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -136,6 +138,36 @@ def test_a_file_that_fails_does_not_lose_the_rest_of_the_batch(tmp_path: Path, d
     assert queued == sent.ids == [rows[p.name].id for p in [*before, *after]]
 
 
+@contextmanager
+def appending(path: Path) -> Iterator[None]:
+    """A real writer appending to ``path`` (48 MiB to start with, so a read of it takes long
+    enough for writes to land during it) until the block ends."""
+    path.write_bytes(os.urandom(48 << 20))
+    stop = threading.Event()
+
+    def append() -> None:
+        with path.open("ab", buffering=0) as handle:
+            while not stop.is_set():
+                handle.write(os.urandom(4096))
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        writer.join()
+
+
+def _consistent(path: Path, row: Photo | None) -> bool:
+    """No row, or one whose size and hash describe one version of the appended-to file (its
+    first ``row.size`` bytes never change)."""
+    if row is None:
+        return True
+    with path.open("rb") as handle:
+        return bool(blake3(handle.read(row.size)).hexdigest() == row.sha256)
+
+
 def test_a_file_written_while_the_batch_hashes_it_is_left_for_later(tmp_path: Path, data_dir: Path) -> None:
     db.upgrade()
     album = tmp_path / "album"
@@ -144,26 +176,26 @@ def test_a_file_written_while_the_batch_hashes_it_is_left_for_later(tmp_path: Pa
     for i, path in enumerate(quiet):
         path.write_bytes(f"quiet photo {i}".encode() * 40)
     growing = album / "growing.jpg"
-    growing.write_bytes(os.urandom(48 << 20))
-    stop = threading.Event()
-
-    def append() -> None:
-        with growing.open("ab", buffering=0) as handle:
-            while not stop.is_set():
-                handle.write(os.urandom(4096))
-
-    writer = threading.Thread(target=append)
-    writer.start()
-    try:
+    with appending(growing):
         queued = Ingestor(Sent()).files_ready([quiet[0], quiet[1], growing, quiet[2], quiet[3]])
-    finally:
-        stop.set()
-        writer.join()
 
     rows = _rows()
     assert {p.name for p in quiet} <= set(rows)
     assert queued[:2] + queued[-2:] == [rows[p.name].id for p in quiet]
-    row = rows.get("growing.jpg")
-    if row is not None:  # hashed between two writes: then its size and hash describe one version
-        with growing.open("rb") as handle:
-            assert blake3(handle.read(row.size)).hexdigest() == row.sha256
+    assert _consistent(growing, rows.get("growing.jpg"))
+
+
+def test_one_file_written_while_it_is_hashed_registers_nothing_from_that_read(tmp_path: Path, data_dir: Path) -> None:
+    db.upgrade()
+    album = tmp_path / "album"
+    album.mkdir()
+    growing = album / "growing.jpg"
+    ingestor = Ingestor(Sent())
+    with appending(growing):
+        for _ in range(3):  # new, then changed: each read that registers must describe one version
+            ingestor.file_ready(growing)
+            assert _consistent(growing, _rows().get("growing.jpg"))
+
+    ingestor.file_ready(growing)  # quiet now: the whole file
+    final = _rows()["growing.jpg"]
+    assert (final.size, final.sha256) == (growing.stat().st_size, blake3(growing.read_bytes()).hexdigest())
