@@ -16,7 +16,8 @@
    20 % have no ``taken_at`` (their mtime orders them).
 2. Times :func:`pipeline.store.search.search_captions` in this warm process: each query kind
    ``--repeats`` times (first page of 20, unless the kind says otherwise: "page 51" skips 1,000
-   hits by offset, "by cursor" starts after hit 1,000 by its cursor); prints p50/p95/max in ms
+   hits by offset, "by cursor" starts after hit 1,000 by its cursor, "before a cursor" ends just
+   before hit 1,001, as the web app's "newer" link does); prints p50/p95/max in ms
    and the number of matches, and writes everything as JSON.
 
 The PostgreSQL database named in ``--pg-url`` is dropped and created again. Not a test: nothing
@@ -50,25 +51,28 @@ NAMES = [
 RARE_NAME, RARE_COUNT = "Zebedee", 25
 EXTRAS = ["at the beach", "at the beach with a dog", "at the beach in the rain", "at the beach, birthday cake"]
 
-QUERIES: list[tuple[str, str, str, int, bool]] = [
-    # (kind, text, order, offset, by cursor: the page after hit number ``offset``, its cursor fetched untimed)
-    ("rare name", RARE_NAME, "newest", 0, False),
-    ("common name", NAMES[0], "newest", 0, False),
-    ("common word (beach)", "beach", "newest", 0, False),
-    ("two common names", f"{NAMES[0]} {NAMES[1]}", "newest", 0, False),
-    ("common name + rare name", f"{NAMES[0]} {RARE_NAME}", "newest", 0, False),
-    ("prefix (Gra*)", "Gra*", "newest", 0, False),
-    ("no match", "Xylophone", "newest", 0, False),
-    ("common name, page 51", NAMES[0], "newest", 1000, False),
-    ("common name, page 51 by cursor", NAMES[0], "newest", 1000, True),
-    ("relevance: rare name", RARE_NAME, "relevance", 0, False),
-    ("relevance: common name", NAMES[0], "relevance", 0, False),
-    ("relevance: beach", "beach", "relevance", 0, False),
-    ("relevance: two common names", f"{NAMES[0]} {NAMES[1]}", "relevance", 0, False),
-    ("relevance: common + rare name", f"{NAMES[0]} {RARE_NAME}", "relevance", 0, False),
-    ("relevance: prefix (Gra*)", "Gra*", "relevance", 0, False),
-    ("relevance: beach, page 51", "beach", "relevance", 1000, False),
-    ("relevance: beach, page 51 by cursor", "beach", "relevance", 1000, True),
+QUERIES: list[tuple[str, str, str, int, str]] = [
+    # (kind, text, order, offset, cursor: "" by offset; "after": the page after hit number ``offset``;
+    #  "before": the page before hit number ``offset + 1`` (the web app's "newer" link); cursors fetched untimed)
+    ("rare name", RARE_NAME, "newest", 0, ""),
+    ("common name", NAMES[0], "newest", 0, ""),
+    ("common word (beach)", "beach", "newest", 0, ""),
+    ("two common names", f"{NAMES[0]} {NAMES[1]}", "newest", 0, ""),
+    ("common name + rare name", f"{NAMES[0]} {RARE_NAME}", "newest", 0, ""),
+    ("prefix (Gra*)", "Gra*", "newest", 0, ""),
+    ("no match", "Xylophone", "newest", 0, ""),
+    ("common name, page 51", NAMES[0], "newest", 1000, ""),
+    ("common name, page 51 by cursor", NAMES[0], "newest", 1000, "after"),
+    ("common name, page 50 before a cursor", NAMES[0], "newest", 1000, "before"),
+    ("relevance: rare name", RARE_NAME, "relevance", 0, ""),
+    ("relevance: common name", NAMES[0], "relevance", 0, ""),
+    ("relevance: beach", "beach", "relevance", 0, ""),
+    ("relevance: two common names", f"{NAMES[0]} {NAMES[1]}", "relevance", 0, ""),
+    ("relevance: common + rare name", f"{NAMES[0]} {RARE_NAME}", "relevance", 0, ""),
+    ("relevance: prefix (Gra*)", "Gra*", "relevance", 0, ""),
+    ("relevance: beach, page 51", "beach", "relevance", 1000, ""),
+    ("relevance: beach, page 51 by cursor", "beach", "relevance", 1000, "after"),
+    ("relevance: beach, page 50 before a cursor", "beach", "relevance", 1000, "before"),
 ]
 
 
@@ -192,11 +196,9 @@ def time_queries(url: str, repeats: int) -> list[dict[str, Any]]:
     results = []
     for kind, query, order, offset, by_cursor in QUERIES:
         page: dict[str, Any] = {"order": order, "offset": offset}
-        if by_cursor:  # the cursor of hit number ``offset`` (untimed), then the page after it
-            page = {
-                "order": order,
-                "after": search_captions(engine, query, 1, order=order, offset=offset - 1)[0].cursor,
-            }
+        if by_cursor:  # the cursor of hit number ``offset`` (after) or ``offset + 1`` (before), untimed
+            at = offset - 1 if by_cursor == "after" else offset
+            page = {"order": order, by_cursor: search_captions(engine, query, 1, order=order, offset=at)[0].cursor}
         search_captions(engine, query, **page)  # warm the cache once
         ms = []
         for _ in range(repeats):

@@ -94,6 +94,13 @@ def test_index_follows_changes(engine: Engine) -> None:
         "2021-park.jpg",
     ]
     assert _paths(search_captions(engine, "beach")) == []  # missing photos are not shown
+    relevance = search_captions(engine, "susan", order="relevance")  # its index follows too
+    assert [(p, h.rank) for p, h in zip(_paths(relevance), relevance, strict=True)] == [
+        ("scan-1975.jpg", 1 / 2),
+        ("2024-mike.jpg", 1 / 3),  # "Mike." became "Mike and Susan."; a tie, newest first
+        ("2023-grace.jpg", 1 / 3),
+        ("2021-park.jpg", 1 / 10),
+    ]
 
 
 def test_unusable_requests_say_why(engine: Engine) -> None:

@@ -209,5 +209,22 @@ def test_each_postgres_plan_pages_the_same(postgres_url: str, monkeypatch: pytes
             newest = _walk(engine, "Susan Mike", "newest", 7)
             assert [h.mtime for h in newest] == sorted((h.mtime for h in newest), reverse=True)
             assert {h.path for h in newest} == set(relevance)
+        ids = [int(path[7:12]) for path in relevance]  # "/album/00012.jpg" -> 12
+        with engine.begin() as conn:  # the keys and lexeme lists follow text, time and deletes
+            conn.execute(
+                text("UPDATE captions SET text = 'Susan and Mike.' WHERE photo_id IN (:a, :b)"), {"a": 1, "b": 2}
+            )
+            conn.execute(text("UPDATE captions SET text = 'Nobody.' WHERE photo_id = :i"), {"i": ids[0]})
+            conn.execute(
+                text(
+                    "UPDATE photos SET mtime = mtime + 86400 * 3650, taken_at = taken_at + interval '3650 days' "
+                    "WHERE id IN (:a, :b, :c)"
+                ),
+                {"a": ids[1], "b": ids[2], "c": ids[-1]},
+            )
+            conn.execute(text("DELETE FROM captions WHERE photo_id IN (:a, :b)"), {"a": ids[3], "b": ids[-2]})
+        after = _brute_force_bm25(engine, ["susan", "mike"])
+        assert after != relevance
+        assert [h.path for h in _walk(engine, "Susan Mike", "relevance", 7)] == after
     finally:
         engine.dispose()
