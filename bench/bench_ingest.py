@@ -1,19 +1,26 @@
 """Benchmark the first import: content hash speed, ingest rate, first batch, memory.
 
-    python bench/bench_ingest.py [--large 40] [--small 3000] [--out bench/out/ingest.json]
+    python bench/bench_ingest.py [--large 40] [--small 3000] [--rounds 5] [--cache both]
+                                 [--work-dir DIR] [--out bench/out/ingest.json]
 
 1. Hash speed in this process, one core, over a 64 MiB buffer in memory: SHA-256, BLAKE2b,
    BLAKE3 (the pipeline's), and xxHash3-128 when the ``xxhash`` package is installed.
-2. Generates ``--large`` real-sized JPEGs (3-8 MB, 12-24 MP) and ``--small`` small JPEGs (about
-   10 KB); every file has distinct bytes. Files are read from the page cache in every phase
-   (just written), so the figures are CPU figures, not disk figures.
-3. For each set: the file-hash loop (``content_hash`` over every file: MB/s, files/s), then the
-   ingestor into a fresh SQLite database, one file at a time (``file_ready``, a file dropped in
-   a watched folder) and in batches (``files_ready``, what the watcher hands on when ready files
-   queue up, as in a first import): MB/s, files/s, and the ratio to the hash loop.
-4. The watcher on the small set as a first import (``pipeline watch`` minus the broker: the
+2. Generates ``--large`` real-sized JPEGs (5-8 MB, 12-24 MP) and ``--small`` small JPEGs (about
+   8 KB); every file has distinct bytes; written, then synced to disk.
+3. For each set and cache state, ``--rounds`` rounds over the same files: the file-hash loop
+   (``content_hash`` over every file, the reference) and the ingestor in batches
+   (``files_ready`` per batch of 256 files or 256 MB, what the watcher hands on in a first import) into a
+   fresh SQLite database, back to back, alternating which goes first. Per round: wall time,
+   MB/s, files/s, the process's CPU time per file and per MB (all threads), the load average,
+   and the ratio hash-loop time / ingest time; then the medians. ``warm``: the files are in the
+   page cache (read just before); ``cold``: each timed pass starts after ``posix_fadvise
+   (DONTNEED)`` dropped them, so it reads from the disk. Interleaving is what makes the ratio
+   fair on a shared machine: both halves of a round meet about the same load.
+4. Once, warm: the ingestor one file at a time (``file_ready``, a file dropped in a watched
+   folder), for comparison.
+5. The watcher on the small set as a first import (``pipeline watch`` minus the broker: the
    ingestor's sender only counts): seconds from start to the first id handed to the sender (the
-   first batch leaves then), to the last, and the peak resident memory of the process.
+   first batch leaves then), to the last, CPU time, and the peak resident memory of the process.
 
 Prints the figures and writes them as JSON. Not a test: nothing is asserted.
 """
@@ -27,6 +34,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -95,27 +103,46 @@ def make_files(folder: Path, count: int, bases: list[bytes], prefix: str) -> lis
     return paths
 
 
-def rates(files: int, total_bytes: int, seconds: float) -> dict[str, float]:
+def drop_cache(paths: list[Path]) -> None:
+    """Ask the kernel to drop these files' pages from the page cache (``posix_fadvise
+    DONTNEED``; the files were synced after writing, so no dirty page stays behind)."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def timed(paths: list[Path], run: Any, cold: bool) -> dict[str, float]:
+    """Run ``run()`` once over ``paths`` (dropped from the page cache first when ``cold``):
+    wall seconds, CPU seconds of this process (all threads), load average at the start."""
+    if cold:
+        drop_cache(paths)
+    total = sum(p.stat().st_size for p in paths)
+    load = os.getloadavg()[0]
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return {
-        "files": files,
-        "mb": round(total_bytes / 1e6, 1),
-        "s": round(seconds, 3),
-        "mb_per_s": round(total_bytes / seconds / 1e6, 1),
-        "files_per_s": round(files / seconds, 1),
+        "files": len(paths),
+        "mb": round(total / 1e6, 1),
+        "s": round(wall, 3),
+        "mb_per_s": round(total / wall / 1e6, 1),
+        "files_per_s": round(len(paths) / wall, 1),
+        "cpu_s": round(cpu, 3),
+        "cpu_ms_per_file": round(cpu / len(paths) * 1e3, 4),
+        "cpu_ms_per_mb": round(cpu / (total / 1e6) * 1e3, 3),
+        "load_1min": round(load, 2),
     }
 
 
-def hash_loop(paths: list[Path]) -> dict[str, float]:
+def hash_loop(paths: list[Path]) -> None:
+    """The reference: :func:`content_hash` over every file, one after the other."""
     from pipeline.photos.files import content_hash
 
-    content_hash(paths[0])  # as in ingest_loop: the first file is not timed
-    paths = paths[1:]
-    total = sum(p.stat().st_size for p in paths)
-    t = time.perf_counter()
     for path in paths:
         content_hash(path)
-    seconds = time.perf_counter() - t
-    return rates(len(paths), total, seconds)
 
 
 class CountingSender:
@@ -143,25 +170,80 @@ def fresh_database(work: Path, name: str) -> str:
     return url
 
 
-def ingest_loop(paths: list[Path], url: str, batched: bool) -> dict[str, float]:
-    """``Ingestor.file_ready`` per file, or ``files_ready`` per READY_BATCH files (what the
-    watcher does when ready files queue up, as in a first import)."""
+def ingestor_on(url: str) -> Any:
+    """An ingestor on ``url`` whose sender only counts."""
     from pipeline.ingest.ingestor import Ingestor
-    from pipeline.ingest.watcher import READY_BATCH
 
-    ingestor = Ingestor(CountingSender(), db_url=url)
-    ingestor.file_ready(paths[0])  # warm-up (engine, first connection): not timed
-    paths = paths[1:]
-    total = sum(p.stat().st_size for p in paths)
-    t = time.perf_counter()
-    if batched:
-        for start in range(0, len(paths), READY_BATCH):
-            ingestor.files_ready(paths[start : start + READY_BATCH])
-    else:
-        for path in paths:
-            ingestor.file_ready(path)
-    seconds = time.perf_counter() - t
-    return rates(len(paths), total, seconds)
+    return Ingestor(CountingSender(), db_url=url)
+
+
+def watcher_batches(paths: list[Path]) -> list[list[Path]]:
+    """``paths`` cut as the watcher cuts ready files that queue up, as in a first import
+    (:func:`batch_full`: 256 files or 256 MB); made before the timing (the watcher knows the
+    sizes from its own stat)."""
+    from pipeline.ingest.watcher import batch_full
+
+    batches: list[list[Path]] = [[]]
+    size = 0
+    for path in paths:
+        if batch_full(len(batches[-1]), size):
+            batches.append([])
+            size = 0
+        batches[-1].append(path)
+        size += path.stat().st_size
+    return batches
+
+
+def ingest_run(ingestor: Any, batches: list[list[Path]], batched: bool) -> None:
+    """``Ingestor.files_ready`` per batch, or ``file_ready`` per file (a file dropped in a
+    watched folder)."""
+    for batch in batches:
+        if batched:
+            ingestor.files_ready(batch)
+        else:
+            for path in batch:
+                ingestor.file_ready(path)
+
+
+def interleaved(work: Path, name: str, paths: list[Path], rounds: int, cold: bool) -> dict[str, Any]:
+    """``rounds`` rounds over the same files, hash loop and batched ingest back to back in each
+    (alternating which goes first), each ingest into a fresh database; the median ratio of the
+    rounds is the figure (both halves of a round see about the same machine load)."""
+    warm_up, paths = paths[0], paths[1:]
+    batches = watcher_batches(paths)
+    out: list[dict[str, Any]] = []
+    for r in range(rounds):
+        ingestor = ingestor_on(fresh_database(work, f"{name}-{'cold' if cold else 'warm'}-{r}.db"))
+        ingestor.file_ready(warm_up)  # engine, first connection, first query: not timed
+        hashed = ingested = None
+        for part in ("hash", "ingest") if r % 2 == 0 else ("ingest", "hash"):
+            if part == "hash":
+                hashed = timed(paths, lambda: hash_loop(paths), cold)
+            else:
+                ingested = timed(paths, lambda i=ingestor: ingest_run(i, batches, batched=True), cold)
+        assert hashed is not None and ingested is not None
+        ratio = round(hashed["s"] / ingested["s"], 3)
+        out.append({"hash_loop": hashed, "ingest_batched": ingested, "ratio": ratio})
+        print(
+            f"  {name} {'cold' if cold else 'warm'} round {r + 1}: hash loop {hashed['mb_per_s']} MB/s "
+            f"{hashed['files_per_s']} files/s (CPU {hashed['cpu_ms_per_file']} ms/file); ingest "
+            f"{ingested['mb_per_s']} MB/s {ingested['files_per_s']} files/s (CPU {ingested['cpu_ms_per_file']} "
+            f"ms/file) = {ratio:.0%}; load {hashed['load_1min']}/{ingested['load_1min']}"
+        )
+
+    def median(key: str, part: str | None = None) -> float:
+        return float(statistics.median(r[key] if part is None else r[part][key] for r in out))
+
+    summary = {
+        "rounds": out,
+        "median_ratio": median("ratio"),
+        "median": {
+            part: {k: median(k, part) for k in ("mb_per_s", "files_per_s", "cpu_ms_per_file", "cpu_ms_per_mb")}
+            for part in ("hash_loop", "ingest_batched")
+        },
+    }
+    print(f"  {name} {'cold' if cold else 'warm'}: median ratio {summary['median_ratio']:.0%}; {summary['median']}")
+    return summary
 
 
 def watcher_first_import(folder: Path, count: int, url: str) -> dict[str, float]:
@@ -174,7 +256,8 @@ def watcher_first_import(folder: Path, count: int, url: str) -> dict[str, float]
     proc = psutil.Process()
     rss0 = peak = proc.memory_info().rss
     watcher = make_watcher([folder], ingestor, Settings(rescan_interval=0))
-    t0 = time.perf_counter()
+    load = os.getloadavg()[0]
+    t0, cpu0 = time.perf_counter(), time.process_time()
     watcher.start()
     try:
         deadline = time.monotonic() + 1800
@@ -183,6 +266,7 @@ def watcher_first_import(folder: Path, count: int, url: str) -> dict[str, float]
             peak = max(peak, proc.memory_info().rss)
     finally:
         watcher.stop()
+    cpu = time.process_time() - cpu0
     first = (sender.first_at or t0) - t0
     last = (sender.last_at or t0) - t0
     return {
@@ -192,21 +276,31 @@ def watcher_first_import(folder: Path, count: int, url: str) -> dict[str, float]
         "files_per_s_after_first": round((sender.count - 1) / max(1e-9, last - first), 1),
         "rss_start_mib": round(rss0 / 2**20, 1),
         "rss_peak_mib": round(peak / 2**20, 1),
+        "cpu_ms_per_file": round(cpu / max(1, sender.count) * 1e3, 4),
+        "load_1min": round(load, 2),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--large", type=int, default=40, help="3-8 MB JPEGs (at least 2)")
-    parser.add_argument("--small", type=int, default=3000, help="small JPEGs (about 10 KB)")
+    parser.add_argument("--large", type=int, default=40, help="5-8 MB JPEGs (at least 2)")
+    parser.add_argument("--small", type=int, default=3000, help="small JPEGs (about 8 KB)")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="interleaved hash-loop/ingest rounds per set and cache state"
+    )
+    parser.add_argument("--cache", choices=("warm", "cold", "both"), default="both")
+    parser.add_argument("--work-dir", type=Path, default=None, help="where the files go (default: a temporary folder)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "ingest.json")
     args = parser.parse_args()
 
-    report: dict[str, Any] = {"machine": platform.node(), "cpus": os.cpu_count()}
+    report: dict[str, Any] = {"machine": platform.node(), "cpus": os.cpu_count(), "load_at_start": os.getloadavg()}
     report["hash_mb_per_s"] = hash_speeds()
     print("hash MB/s (one core, in memory):", report["hash_mb_per_s"])
 
-    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    if args.work_dir is not None:
+        args.work_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=args.work_dir))
+    caches = [args.cache] if args.cache != "both" else ["warm", "cold"]
     try:
         large_bases = [jpeg_bytes(w, h, seed, q) for seed, (w, h, q) in enumerate([(4000, 3000, 90), (6000, 4000, 85)])]
         small_bases = [jpeg_bytes(160, 120, seed, 85) for seed in range(4)]
@@ -215,21 +309,22 @@ def main() -> None:
             "large": make_files(work / "large", args.large, large_bases, "big"),
             "small": make_files(work / "small", args.small, small_bases, "small"),
         }
+        os.sync()  # no dirty pages: DONTNEED can drop every page of a cold round
         for name, paths in sets.items():
-            hashed = hash_loop(paths)
-            report[name] = {"hash_loop": hashed}
-            line = f"{name}: hash loop {hashed['mb_per_s']} MB/s {hashed['files_per_s']} files/s"
-            for mode in ("one_by_one", "batched"):
-                ingested = ingest_loop(paths, fresh_database(work, f"{name}-{mode}.db"), mode == "batched")
-                ratio = round(ingested["mb_per_s"] / hashed["mb_per_s"], 3)
-                report[name][f"ingest_{mode}"] = {**ingested, "vs_hash_loop": ratio}
-                line += f"; ingest {mode} {ingested['mb_per_s']} MB/s {ingested['files_per_s']} files/s = {ratio:.0%}"
-            print(line)
+            report[name] = {}
+            for cache in caches:
+                report[name][cache] = interleaved(work, name, paths, args.rounds, cache == "cold")
+            ingestor = ingestor_on(fresh_database(work, f"{name}-one-by-one.db"))
+            ingestor.file_ready(paths[0])
+            one = timed(paths[1:], lambda i=ingestor, p=paths[1:]: ingest_run(i, [p], batched=False), cold=False)
+            report[name]["warm_one_by_one"] = one
+            print(f"  {name} warm, one file at a time: {one['mb_per_s']} MB/s {one['files_per_s']} files/s")
         first = watcher_first_import(work / "small", args.small, fresh_database(work, "watch.db"))
         report["watcher_first_import_small"] = first
         print("watcher, first import of the small set:", first)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    report["load_at_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"written {args.out}")

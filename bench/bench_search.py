@@ -2,17 +2,22 @@
 
     python bench/bench_search.py [--n 100000] [--dbs sqlite,postgres] [--repeats 30]
                                  [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_search]
+                                 [--sqlite-path bench/out/search-bench.db] [--reuse]
                                  [--out bench/out/search.json]
 
 1. Builds the database the way an upgraded album gets it: Alembic to revision 0001, N photos and
    N captions bulk-inserted through the project's models (``Photo``/``Caption`` tables), then
-   ``alembic upgrade head`` (views, full-text index, ``sort_key``) over the filled tables.
+   ``alembic upgrade head`` (views, full-text indexes, ``sort_key``, ``relevance_key``) over the
+   filled tables. ``--reuse`` skips this and times the databases at ``--sqlite-path`` and
+   ``--pg-url`` as they are, after upgrading them to head when an older checkout built them.
    Captions are like the faces profile's: 0-3 names drawn from 60 people with very uneven
    frequencies (the most common name is in about a quarter of the captions, "Zebedee" in 25),
    30 % with a few more words, always including "at the beach". Photo times span 2000-2025;
    20 % have no ``taken_at`` (their mtime orders them).
 2. Times :func:`pipeline.store.search.search_captions` in this warm process: each query kind
-   ``--repeats`` times (first page of 20, unless the kind says otherwise); prints p50/p95/max in ms
+   ``--repeats`` times (first page of 20, unless the kind says otherwise: "page 51" skips 1,000
+   hits by offset, "by cursor" starts after hit 1,000 by its cursor, "before a cursor" ends just
+   before hit 1,001, as the web app's "newer" link does); prints p50/p95/max in ms
    and the number of matches, and writes everything as JSON.
 
 The PostgreSQL database named in ``--pg-url`` is dropped and created again. Not a test: nothing
@@ -46,19 +51,28 @@ NAMES = [
 RARE_NAME, RARE_COUNT = "Zebedee", 25
 EXTRAS = ["at the beach", "at the beach with a dog", "at the beach in the rain", "at the beach, birthday cake"]
 
-QUERIES: list[tuple[str, str, str, int]] = [
-    # (kind, text, order, offset)
-    ("rare name", RARE_NAME, "newest", 0),
-    ("common name", NAMES[0], "newest", 0),
-    ("common word (beach)", "beach", "newest", 0),
-    ("two common names", f"{NAMES[0]} {NAMES[1]}", "newest", 0),
-    ("common name + rare name", f"{NAMES[0]} {RARE_NAME}", "newest", 0),
-    ("prefix (Gra*)", "Gra*", "newest", 0),
-    ("no match", "Xylophone", "newest", 0),
-    ("common name, page 51", NAMES[0], "newest", 1000),
-    ("relevance: rare name", RARE_NAME, "relevance", 0),
-    ("relevance: common name", NAMES[0], "relevance", 0),
-    ("relevance: beach", "beach", "relevance", 0),
+QUERIES: list[tuple[str, str, str, int, str]] = [
+    # (kind, text, order, offset, cursor: "" by offset; "after": the page after hit number ``offset``;
+    #  "before": the page before hit number ``offset + 1`` (the web app's "newer" link); cursors fetched untimed)
+    ("rare name", RARE_NAME, "newest", 0, ""),
+    ("common name", NAMES[0], "newest", 0, ""),
+    ("common word (beach)", "beach", "newest", 0, ""),
+    ("two common names", f"{NAMES[0]} {NAMES[1]}", "newest", 0, ""),
+    ("common name + rare name", f"{NAMES[0]} {RARE_NAME}", "newest", 0, ""),
+    ("prefix (Gra*)", "Gra*", "newest", 0, ""),
+    ("no match", "Xylophone", "newest", 0, ""),
+    ("common name, page 51", NAMES[0], "newest", 1000, ""),
+    ("common name, page 51 by cursor", NAMES[0], "newest", 1000, "after"),
+    ("common name, page 50 before a cursor", NAMES[0], "newest", 1000, "before"),
+    ("relevance: rare name", RARE_NAME, "relevance", 0, ""),
+    ("relevance: common name", NAMES[0], "relevance", 0, ""),
+    ("relevance: beach", "beach", "relevance", 0, ""),
+    ("relevance: two common names", f"{NAMES[0]} {NAMES[1]}", "relevance", 0, ""),
+    ("relevance: common + rare name", f"{NAMES[0]} {RARE_NAME}", "relevance", 0, ""),
+    ("relevance: prefix (Gra*)", "Gra*", "relevance", 0, ""),
+    ("relevance: beach, page 51", "beach", "relevance", 1000, ""),
+    ("relevance: beach, page 51 by cursor", "beach", "relevance", 1000, "after"),
+    ("relevance: beach, page 50 before a cursor", "beach", "relevance", 1000, "before"),
 ]
 
 
@@ -140,6 +154,24 @@ def build(url: str, n: int, seed: int = 0) -> dict[str, float]:
     return timings
 
 
+def upgrade_reused(url: str) -> dict[str, float]:
+    """Bring a database built by an older checkout to head (seconds; 0 when it already is)."""
+    from pipeline.store import db
+
+    if db.current_revision(url) == db.head_revision():
+        return {}
+    t0 = time.perf_counter()
+    db.upgrade(url)
+    seconds = time.perf_counter() - t0
+    if url.startswith("postgresql"):
+        engine = db.make_engine(url)
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")  # as autovacuum leaves a live database
+        engine.dispose()
+    db.dispose_engines()
+    return {"upgrade_to_head_s": seconds}
+
+
 def fresh_postgres(url: str) -> None:
     """Drop and create the database named in ``url`` (connecting to ``postgres``)."""
     from sqlalchemy import create_engine
@@ -162,12 +194,16 @@ def time_queries(url: str, repeats: int) -> list[dict[str, Any]]:
 
     engine = make_engine(url)
     results = []
-    for kind, query, order, offset in QUERIES:
-        search_captions(engine, query, order=order, offset=offset)  # warm the cache once
+    for kind, query, order, offset, by_cursor in QUERIES:
+        page: dict[str, Any] = {"order": order, "offset": offset}
+        if by_cursor:  # the cursor of hit number ``offset`` (after) or ``offset + 1`` (before), untimed
+            at = offset - 1 if by_cursor == "after" else offset
+            page = {"order": order, by_cursor: search_captions(engine, query, 1, order=order, offset=at)[0].cursor}
+        search_captions(engine, query, **page)  # warm the cache once
         ms = []
         for _ in range(repeats):
             t = time.perf_counter()
-            hits = search_captions(engine, query, order=order, offset=offset)
+            hits = search_captions(engine, query, **page)
             ms.append((time.perf_counter() - t) * 1000)
         ms.sort()
         results.append(
@@ -176,6 +212,7 @@ def time_queries(url: str, repeats: int) -> list[dict[str, Any]]:
                 "query": query,
                 "order": order,
                 "offset": offset,
+                "by_cursor": by_cursor,
                 "hits_on_page": len(hits),
                 "p50_ms": round(statistics.median(ms), 2),
                 "p95_ms": round(ms[min(len(ms) - 1, int(0.95 * len(ms)))], 2),
@@ -208,7 +245,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/bench_search")
     parser.add_argument("--sqlite-path", type=Path, default=REPO / "bench" / "out" / "search-bench.db")
-    parser.add_argument("--reuse", action="store_true", help="time an existing database of the same --n")
+    parser.add_argument(
+        "--reuse", action="store_true", help="time an existing database of the same --n (upgraded to head first)"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "search.json")
     args = parser.parse_args()
 
@@ -227,7 +266,7 @@ def main() -> None:
         else:
             raise SystemExit(f"unknown database {name!r}: sqlite or postgres")
         print(f"== {name}: {args.n:,} captions")
-        build_s = {} if args.reuse else build(url, args.n)
+        build_s = upgrade_reused(url) if args.reuse else build(url, args.n)
         for phase, seconds in build_s.items():
             print(f"   build {phase}: {seconds:.1f}")
         rows = time_queries(url, args.repeats)

@@ -19,8 +19,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from pipeline.errors import ConfigError
-
-ProfileName = Literal["faces", "plvm", "tiny"]
+from pipeline.profile_names import ProfileName, listed
 
 DEFAULT_QUESTIONS: tuple[str, ...] = (
     "Who is in this photo?",
@@ -130,7 +129,7 @@ class Settings(BaseSettings):
     )
 
     # Work
-    profile: ProfileName = Field("faces", description="Model profile: faces, plvm or tiny")
+    profile: ProfileName = Field("faces", description=f"Model profile: {listed()}")
     match_threshold: float = Field(
         0.363, description="Cosine a face needs with one person enrolled (SFace's 1:1 threshold)"
     )
@@ -140,9 +139,10 @@ class Settings(BaseSettings):
     match_margin: float = Field(0.1, ge=0, description="Best person's cosine must beat the second best by this")
     min_face_px: float = Field(20.0, ge=0, description="Faces narrower than this (pixels) are stored but not named")
     min_face_score: float = Field(0.7, ge=0, le=1, description="Faces detected less surely are stored but not named")
-    recognition_threshold: float = Field(0.5, description="PLVM P(yes) threshold when fusing")
+    recognition_threshold: float = Field(0.5, description="Threshold of the profile's recognition evidence when fusing")
     fusion: Literal["faces", "both", "either"] = Field(
-        "either", description="How face cosine and PLVM score combine to name a face (pipeline/recognition/fusion.py)"
+        "either",
+        description="How face cosine and the profile's evidence combine to name a face (recognition/fusion.py)",
     )
     questions: list[str] = Field(default_factory=lambda: list(DEFAULT_QUESTIONS))
     batch_size: int = Field(8, ge=1, description="Photos per task")
@@ -153,7 +153,7 @@ class Settings(BaseSettings):
     task_time_limit: int = Field(1800, description="Seconds")
     warm_up: bool = Field(True, description="Workers load their models at start, not on the first photo")
 
-    # PLVM weights (ids on the hub or local folders)
+    # Weights of the profiles that encode people at enrolment (ids on the hub or local folders)
     dinov2_model: str = Field("facebook/dinov2-base")
     reference_backend: Literal["transformers", "timm"] = Field("transformers")
     dinov2_geometry: Literal["release", "size"] = Field(
@@ -171,6 +171,7 @@ class Settings(BaseSettings):
     temperature: float = Field(
         0.0, ge=0, description="0: greedy decoding (reproducible rows); > 0 samples (the release samples at 0.2)"
     )
+    # Its name is what users set (environment, config files); tests/test_boundaries.py allows it.
     plvm_max_batch: int = Field(16, ge=1, description="Prompt rows per LLaVA forward/generate batch")
     reuse_prefix: bool = Field(True, description="Generate caption and answers from one shared prompt-prefix KV cache")
 

@@ -30,5 +30,9 @@ class BrokerUnavailable(PipelineError):
     """The Redis broker cannot be reached."""
 
 
+class MissingWeights(PipelineError, FileNotFoundError):
+    """A model weight file or hub snapshot is not on this machine; the message names it and the fix."""
+
+
 class MissingExtra(PipelineError):
-    """An optional dependency (e.g. PyTorch for the plvm and tiny profiles) is not installed."""
+    """An optional dependency (e.g. PyTorch, which every profile but faces needs) is not installed."""

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 
 from pipeline.errors import PipelineError
+from pipeline.profile_names import PROFILE_NAMES, listed
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -58,7 +59,7 @@ def _global(
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Data directory (PIPELINE_DATA_DIR)")] = None,
     database_url: Annotated[str | None, typer.Option("--database-url", help="PIPELINE_DATABASE_URL")] = None,
     broker_url: Annotated[str | None, typer.Option("--broker-url", help="PIPELINE_BROKER_URL")] = None,
-    profile: Annotated[str | None, typer.Option("--profile", help="faces, plvm or tiny (PIPELINE_PROFILE)")] = None,
+    profile: Annotated[str | None, typer.Option("--profile", help=f"{listed()} (PIPELINE_PROFILE)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging; tracebacks for errors")] = False,
 ) -> None:
     """Global options override the environment for this command and the processes it starts."""
@@ -78,8 +79,8 @@ def _global(
 
 def use_profile(profile: str | None) -> None:
     """Apply a ``--profile`` option (global, or repeated after a sub-command as users type it)."""
-    if profile is not None and profile not in ("faces", "plvm", "tiny"):
-        raise typer.BadParameter(f"unknown profile {profile!r}; choose faces, plvm or tiny", param_hint="--profile")
+    if profile is not None and profile not in PROFILE_NAMES:
+        raise typer.BadParameter(f"unknown profile {profile!r}; choose {listed()}", param_hint="--profile")
     _set_env("PIPELINE_PROFILE", profile)
 
 

@@ -1,4 +1,5 @@
-"""CLI commands ``eval recognition`` and ``eval vqa``: benchmarks on the PLVM release's data formats.
+"""CLI commands ``eval recognition`` and ``eval vqa``: benchmarks on the release's evaluation formats
+(Yo'LLaVA/MyVLM style identity folders and multiple-choice questions).
 
 They never open the pipeline's database: enrolled people and tagged photos are left alone.
 """
@@ -12,9 +13,11 @@ from typing import Annotated, Any
 import typer
 
 from pipeline.cli.app import UserError, app, err, out, settings, use_profile
+from pipeline.profile_names import listed
 
 eval_app = typer.Typer(
-    help="Benchmarks on the PLVM release's evaluation data (never touches the database).", no_args_is_help=True
+    help="Benchmarks on the release's evaluation data (Yo'LLaVA/MyVLM style; never touches the database).",
+    no_args_is_help=True,
 )
 app.add_typer(eval_app, name="eval")
 
@@ -22,10 +25,9 @@ app.add_typer(eval_app, name="eval")
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is enough for the user (printed without a traceback)."""
     from pipeline.datasets.release import VqaFormatError
-    from pipeline.evaluation.recognition import EvaluationError
-    from pipeline.plvm.errors import PlvmError
+    from pipeline.errors import PipelineError
 
-    return (EvaluationError, VqaFormatError, PlvmError, FileNotFoundError)
+    return (PipelineError, VqaFormatError, FileNotFoundError)  # evaluation's own errors, missing weights
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -34,18 +36,18 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     out.print(f"wrote {path}")
 
 
-def _engine_and_version(profile: str) -> tuple[Any, str]:
-    """(engine or None, model version) for the configured profile; loads no weights."""
+def _scorer_and_version(profile: str) -> tuple[Any, str]:
+    """(the profile's recognition scorer, or None for face matches alone; model version) for the
+    configured profile; loads no weights. A weight file the version names must be present."""
     from pipeline.profiles import profile_type
 
-    if not profile_type(profile).gives_recognition_evidence:
+    kind = profile_type(profile)
+    if not kind.gives_recognition_evidence:
         from pipeline.recognition.faces import get_face_model
 
         return None, get_face_model().version
-    from pipeline.plvm.engine import PlvmEngine
-
-    engine = PlvmEngine.from_settings(settings())
-    return engine, engine.model_version
+    scorer = kind.recognition_scorer(settings())
+    return scorer, scorer.model_version
 
 
 @eval_app.command("recognition")
@@ -56,7 +58,7 @@ def eval_recognition(
         typer.Option(
             "--threshold",
             help="Decide 'yes' when score >= T (default: match_threshold for faces, "
-            "recognition_threshold for plvm/tiny)",
+            "recognition_threshold for profiles with recognition evidence)",
         ),
     ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report as JSON here")] = None,
@@ -76,9 +78,7 @@ def eval_recognition(
             "as tagging does, report name precision/recall/F1, wrong names and a threshold/margin sweep",
         ),
     ] = False,
-    profile: Annotated[
-        str | None, typer.Option("--profile", help="faces, plvm or tiny (same as the global option)")
-    ] = None,
+    profile: Annotated[str | None, typer.Option("--profile", help=f"{listed()} (same as the global option)")] = None,
 ) -> None:
     """Recognition benchmark: for each identity, its own queries are positives, everyone else's negatives.
 
@@ -99,8 +99,8 @@ def eval_recognition(
     s = settings()
     try:
         load_dataset(folder.expanduser())  # a missing or empty folder fails before any model loads
-        engine, version = _engine_and_version(s.profile)
-        report = evaluate_recognition(s, folder.expanduser(), engine=engine, threshold=threshold, progress=progress)
+        scorer, version = _scorer_and_version(s.profile)
+        report = evaluate_recognition(s, folder.expanduser(), engine=scorer, threshold=threshold, progress=progress)
     except _user_errors() as error:
         raise UserError(str(error)) from None
     out.print(render_table(report))
@@ -163,11 +163,9 @@ def eval_vqa(
         Path | None, typer.Option("--json", help="Write the report (with per-item scores) here")
     ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr")] = True,
-    profile: Annotated[
-        str | None, typer.Option("--profile", help="faces, plvm or tiny (same as the global option)")
-    ] = None,
+    profile: Annotated[str | None, typer.Option("--profile", help=f"{listed()} (same as the global option)")] = None,
 ) -> None:
-    """Multiple-choice accuracy, overall, with a photo and text-only (plvm or tiny profile).
+    """Multiple-choice accuracy, overall, with a photo and text-only (a profile that answers questions).
 
     The model's answer is the option whose tokens have the highest summed log-probability given the
     question (not length-normalised; ties: first option).

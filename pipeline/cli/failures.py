@@ -23,13 +23,15 @@ from pipeline.errors import (
     PipelineError,
 )
 
+# The extra that installs the PyTorch stack (pyproject.toml's name for it, as data); the faces profile needs none of it.
+TORCH_EXTRA = "plvm"
 # Top-level module -> the extra that installs it.
 EXTRAS = {
-    "torch": "plvm",
-    "transformers": "plvm",
-    "safetensors": "plvm",
-    "tokenizers": "plvm",
-    "accelerate": "plvm",
+    "torch": TORCH_EXTRA,
+    "transformers": TORCH_EXTRA,
+    "safetensors": TORCH_EXTRA,
+    "tokenizers": TORCH_EXTRA,
+    "accelerate": TORCH_EXTRA,
     "diffusers": "train",
     "timm": "timm",
     "skimage": "sample",
@@ -67,7 +69,7 @@ def _missing_extra(exc: BaseException) -> PipelineError | None:
     extra = EXTRAS.get(top)
     if extra is None:
         return None
-    hint = " (the faces profile works without it)" if extra == "plvm" else ""
+    hint = " (the faces profile works without it)" if extra == TORCH_EXTRA else ""
     return MissingExtra(
         f"{top} is not installed: this needs the `{extra}` extra; install it with "
         f"`bash scripts/setup.sh {extra}` (or `pip install 'photo-pipeline[{extra}]'`){hint}"

@@ -1,4 +1,8 @@
-"""CLI commands around the PLVM models: ``models ...`` and ``ask``."""
+"""CLI commands around the profiles' model weights: ``models ...`` and ``ask``.
+
+``models pull``, ``verify-aligner`` and ``tiny`` work whatever profile is configured: they ask the
+configured profile when it is trainable, else the first trainable one (``profile_type_that``).
+"""
 
 from __future__ import annotations
 
@@ -19,9 +23,9 @@ app.add_typer(models_app, name="models")
 @models_app.command("verify-aligner")
 def verify_aligner(checkpoint: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
     """Load an Aligner checkpoint strictly; print the config it fits and its parameter count."""
-    from pipeline.plvm.checkpoint import describe_checkpoint
+    from pipeline.profiles import profile_type_that
 
-    info = describe_checkpoint(checkpoint)
+    info = profile_type_that("trainable", settings().profile).describe_checkpoint(checkpoint)
     table = Table("field", "value", title=f"Aligner {checkpoint.name}")
     for key, value in info.items():
         table.add_row(str(key), f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value))
@@ -34,7 +38,7 @@ def models_check() -> None:
     from pipeline.profiles import profile_type
 
     s = settings()
-    rows = profile_type(s.profile).weight_files(s)  # the plvm profile's need PyTorch (its extra)
+    rows = profile_type(s.profile).weight_files(s)  # a trainable profile's need PyTorch (its extra)
     for what, where, present in rows:  # one plain line each: paths are never cut
         out.print(f"{'[green]present[/]' if present else '[red]missing[/]'}  {what}: {where}", highlight=False)
     if not all(p for _, _, p in rows):
@@ -45,40 +49,38 @@ def models_check() -> None:
 @models_app.command("pull")
 def models_pull() -> None:
     """Download the DINOv2 and LLaVA weights now (workers never download), and say where the Aligner goes."""
-    from pipeline.plvm.engine import pull_models
+    from pipeline.profiles import profile_type_that
 
     s = settings()
-    for path in pull_models(s):
+    paths, by_hand = profile_type_that("trainable", s.profile).pull_weights(s)
+    for path in paths:
         out.print(f"present: {path}")
-    out.print(
-        f"Aligner checkpoint: put the authors' released checkpoint.ckpt (linked from their PLVM GitHub "
-        f"repository, hosted on Google Drive) at {s.aligner_path}, or set PIPELINE_ALIGNER_CHECKPOINT; "
-        "check it with `pipeline models verify-aligner FILE`"
-    )
+    if by_hand:
+        out.print(by_hand)
 
 
 @models_app.command("tiny")
 def models_tiny(folder: Annotated[Path, typer.Argument(help="Where to write the bundle")], seed: int = 0) -> None:
     """Write the tiny random test bundle (tokenizer, DINOv2, LLaVA, Aligner) to FOLDER."""
-    from pipeline.plvm.tiny import write_tiny_bundle
+    from pipeline.profiles import profile_type_that
 
-    path = write_tiny_bundle(folder, seed=seed)
+    path, usage = profile_type_that("trainable", settings().profile).write_test_bundle(folder, seed)
     out.print(f"tiny bundle (random weights, for tests only) written to {path}")
-    out.print(f"use it with: PIPELINE_PROFILE=tiny PIPELINE_TINY_BUNDLE={path}")
+    out.print(f"use it with: {usage}")
 
 
 @app.command()
 def ask(
     image: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A photo")],
-    question: Annotated[str, typer.Argument(help="Enrolled names in the question become concept tokens")],
+    question: Annotated[str, typer.Argument(help="Enrolled names in the question stand for those people")],
 ) -> None:
-    """Ask a personalized question about a photo (plvm or tiny profile)."""
-    from pipeline.profiles import profile_type
+    """Ask a personalized question about a photo (a profile that answers questions, not faces)."""
+    from pipeline.profiles import profile_type, profiles_that
     from pipeline.tagging.ask import ask_about
 
     s = settings()
     if not profile_type(s.profile).answers_questions:
-        raise UserError("`pipeline ask` needs the plvm profile (PIPELINE_PROFILE=plvm) or the tiny test profile")
+        raise UserError(f"`pipeline ask` needs {profiles_that('answers_questions')}")
     answer, used, random_weights = ask_about(s, image, question)
     if random_weights:
         err.print("[yellow]note: the tiny profile has random weights; this answer is meaningless[/]")

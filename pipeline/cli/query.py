@@ -54,6 +54,10 @@ def search(
     limit: Annotated[int, typer.Option("--limit", "-n", help="Hits per page")] = 20,
     page: Annotated[int, typer.Option("--page", help="Page number, from 1")] = 1,
     offset: Annotated[int | None, typer.Option("--offset", help="Hits to skip (instead of --page)")] = None,
+    after: Annotated[
+        str | None,
+        typer.Option("--after", help="Continue after this hit: the cursor a page ends with (deep pages cost one page)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON array of objects")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV with a header row")] = False,
 ) -> None:
@@ -69,9 +73,11 @@ def search(
         raise typer.BadParameter("pages count from 1", param_hint="--page")
     if offset is not None and page != 1:
         raise typer.BadParameter("give --page or --offset, not both", param_hint="--offset")
+    if after is not None and page != 1:
+        raise typer.BadParameter("give --page or --after, not both", param_hint="--after")
     ensure_schema()
     start = offset if offset is not None else (page - 1) * limit
-    hits = search_captions(get_engine(), text, limit, order=order, offset=start)
+    hits = search_captions(get_engine(), text, limit, order=order, offset=start, after=after)
     rows = [hit.as_dict() for hit in hits]
     if as_json:
         sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
@@ -87,5 +93,9 @@ def search(
             table.add_row(hit.taken_at.strftime("%Y-%m-%d %H:%M") if hit.taken_at else "", hit.path, hit.caption)
         table.columns[1].overflow = "fold"
         out.print(table)
-        more = f"; more with --offset {start + limit}" if len(hits) == limit else ""
-        out.print(f"hits {start + 1}-{start + len(hits)}, {order} first{more}")
+        more = f"; more with --after {hits[-1].cursor}" if len(hits) == limit else ""
+        if after is None:
+            more += f" (or --offset {start + limit})" if more else ""
+            out.print(f"hits {start + 1}-{start + len(hits)}, {order} first{more}")
+        else:
+            out.print(f"{len(hits)} hits after {after}, {order} first{more}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from functools import partial
 from pathlib import Path
-from typing import Annotated, cast, get_args
+from typing import Annotated
 
 import typer
 
@@ -48,7 +48,7 @@ def train(
     init_token_scale: Annotated[
         float,
         typer.Option(
-            "--init-token-scale", help="New Aligner: concept tokens start at this x the LVLM's embedding spread"
+            "--init-token-scale", help="New Aligner: its output tokens start at this x the LVLM's embedding spread"
         ),
     ] = 1.0,
     adam_beta2: Annotated[
@@ -90,24 +90,22 @@ def train(
 ) -> None:
     """Train the Aligner (only it learns; the reference encoder and the LVLM stay frozen).
 
-    Uses the configured profile's models: plvm (DINOv2 + LLaVA ids) or tiny (the test bundle).
+    Uses the configured profile's models (a trainable profile: its hub ids, or the tiny test bundle).
     Evaluates held-out identities and held-out queries with the code of `pipeline eval recognition`.
     """
     from pipeline.evaluation.recognition import evaluate_recognition
-    from pipeline.plvm.train import TrainConfig, train_aligner
-    from pipeline.plvm.training.config import Precision
-    from pipeline.profiles import make_profile, profile_type
+    from pipeline.profiles import make_profile, profile_type, profiles_that
 
     s = settings()
-    if not profile_type(s.profile).trainable:
-        raise UserError("`pipeline train` needs the plvm profile (PIPELINE_PROFILE=plvm) or the tiny test profile")
-    if precision not in get_args(Precision):
-        raise typer.BadParameter(
-            f"{precision!r} is not one of {', '.join(get_args(Precision))}", param_hint="--precision"
-        )
+    kind = profile_type(s.profile)
+    if not kind.trainable:
+        raise UserError(f"`pipeline train` needs {profiles_that('trainable')}")
+    precisions = kind.training_precisions()
+    if precision not in precisions:
+        raise typer.BadParameter(f"{precision!r} is not one of {', '.join(precisions)}", param_hint="--precision")
     try:
         sizes = json.loads(aligner_sizes) if aligner_sizes else {}
-        config = TrainConfig(
+        config = kind.training_config(
             data_dir=data,
             out=checkpoint,
             qa_json=qa,
@@ -127,7 +125,7 @@ def train(
             resume=resume,
             init_from=init_from,
             seed=seed,
-            precision=cast(Precision, precision),  # checked against Precision above
+            precision=precision,  # checked against the profile's precisions above
             gradient_checkpointing=gradient_checkpointing,
             aligner_sizes=sizes,
             paraphrase_fraction=paraphrase_fraction,
@@ -139,7 +137,7 @@ def train(
     if make_profile(s).random_weights:
         err.print("[yellow]note: the tiny profile's models are random; the figures only show that training works[/]")
     try:
-        result = train_aligner(config, s, evaluator=partial(evaluate_recognition, s))
+        result = kind.train(config, s, partial(evaluate_recognition, s))
     except ValueError as error:
         raise UserError(str(error)) from error
     losses = result.losses

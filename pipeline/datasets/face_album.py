@@ -1,4 +1,4 @@
-"""A recognition test album in the PLVM release's folder format, from faces that ship in packages.
+"""A recognition test album in the release's identity-folder format, from faces that ship in packages.
 
 Enrolled people with real variation: Eileen Collins (scikit-image ``astronaut``), Grace Hopper
 (matplotlib sample) and the cameraman (scikit-image ``camera``, greyscale); public domain. Each

@@ -1,4 +1,4 @@
-"""The PLVM release's evaluation data: recognition folders and multiple-choice questions.
+"""The release's evaluation data (Yo'LLaVA/MyVLM style): recognition folders and multiple-choice questions.
 
 Recognition: one folder per identity, ``NAME/ref_img.png`` plus ``NAME/query_img*.{png,jpg,...}``,
 or the Yo'LLaVA layout of the same release, ``NAME/ref_img.png`` plus numbered queries ``NAME/0.png``

@@ -1,4 +1,4 @@
-"""A procedurally drawn identity dataset in the PLVM release's recognition format.
+"""A procedurally drawn identity dataset in the release's recognition format (Yo'LLaVA/MyVLM style).
 
 Each "person" is a cartoon bust with stable traits (skin, hair colour and style, eye colour and
 shape, glasses, shirt colour and pattern, head shape); every photo of them varies what a real

@@ -1,4 +1,4 @@
-"""Evaluation on the PLVM release's data formats.
+"""Evaluation on the release's data formats (Yo'LLaVA/MyVLM style identity folders and questions).
 
 - :mod:`pipeline.datasets.release`: the recognition folders (one per identity) and the
   multiple-choice question JSON.

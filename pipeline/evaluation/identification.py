@@ -12,7 +12,7 @@ Figures: name precision (right names / names written), recall (queries whose own
 queries), F1, the wrong names with their scores, a sweep over threshold and margin (the
 threshold at this gallery size), and the same figures under the plain 1:1 rule (threshold
 ``match_threshold``, no margin, every face nameable) to show the open-set rule's effect.
-Faces profile only (names come from faces; PLVM evidence is not part of this mode).
+Faces profile only (names come from faces; a profile's recognition evidence is not part of this mode).
 """
 
 from __future__ import annotations

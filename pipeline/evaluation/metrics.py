@@ -1,4 +1,4 @@
-"""Recognition and multiple-choice scores, as the PLVM / Yo'LLaVA papers report them.
+"""Recognition and multiple-choice scores, as the personalization papers (Yo'LLaVA and its successors) report them.
 
 Recognition asks "is <identity> in this photo?" for every (identity, query) pair. Scores:
 

@@ -1,16 +1,17 @@
-"""Run the recognition benchmark (the PLVM release's identity folders) with any model profile.
+"""Run the recognition benchmark (the release's identity folders, Yo'LLaVA/MyVLM style) with any model profile.
 
-No database is opened or written: the faces profile uses the process's face model directly, the
-plvm/tiny profiles a :class:`~pipeline.plvm.engine.PlvmEngine` whose concept rows live in memory.
+No database is opened or written: the faces profile uses the process's face model directly; a
+profile that gives recognition evidence is asked for its scorer
+(:meth:`~pipeline.profiles.base.Profile.recognition_scorer`), whose per-person data lives in memory.
 Every image is decoded and its features computed once:
 
-- ``faces``: YuNet + SFace on every reference and every query (one ``detect`` call per image). A
+- faces: YuNet + SFace on every reference and every query (one ``detect`` call per image). A
   query's score for identity X is the highest cosine between any face in the query and X's
   reference face. A reference uses its only or dominant face, as ``pipeline enroll`` does (a
   note says so; with several faces of similar size the identity scores 'no' everywhere).
-- ``plvm`` / ``tiny``: one ``encode_references([ref])`` per identity, then one batched
-  ``recognition_scores_batch(queries, all identities)`` per group of queries (P(yes) of "Is <X> in
-  this photo?"), so N identities x M queries cost about M / ``queries_per_call`` engine calls.
+- a profile with recognition evidence: one ``scorer.encode(references)`` per identity, then one
+  batched ``scorer.scores(queries, all identities)`` per group of queries, so N identities x M
+  queries cost about M / ``queries_per_call`` model calls.
 
 Edge cases, never dropped silently (each is listed in ``report.failures``, explained in
 ``report.notes``):
@@ -21,8 +22,8 @@ Edge cases, never dropped silently (each is listed in ``report.failures``, expla
   identity, so it costs its owner a miss; a reference without a face scores every query
   :data:`NO_FACE_SCORE` for that identity.
 
-Both profiles give scores (cosine, P(yes)), so the report has the threshold sweep, best threshold
-and ROC from :mod:`pipeline.evaluation.metrics`.
+Every profile gives scores (cosine, or its evidence), so the report has the threshold sweep, best
+threshold and ROC from :mod:`pipeline.evaluation.metrics`.
 """
 
 from __future__ import annotations
@@ -50,16 +51,12 @@ __all__ = [
     "decode_image",
     "evaluate_recognition",
     "load_dataset",
-    "model_version_of",
     "score_recognition",
 ]
 
 #: Score of a (query, identity) pair the faces profile cannot compare (no face on either side):
 #: the lowest cosine, so it is "no" at every threshold above -1.
 NO_FACE_SCORE = -1.0
-#: Names the PLVM concepts get inside the engine (display names never reach the prompt; neutral
-#: names cannot collide with words of the question and stay the same across runs).
-CONCEPT_NAME = "eval_identity_{index}"
 
 
 class EvaluationError(PipelineError):
@@ -70,7 +67,7 @@ class EvaluationError(PipelineError):
 class RecognitionRun:
     """Raw output of :func:`score_recognition`, before any threshold is applied.
 
-    ``records``: one per scored (identity, query) pair, ``score`` set (cosine or P(yes)),
+    ``records``: one per scored (identity, query) pair, ``score`` set (cosine or the profile's evidence),
     ``query`` the path relative to the dataset root (POSIX). ``failures``: images not (fully)
     scored. ``notes``: readable lines on how edge cases were scored. ``threshold``: the profile's
     configured decision threshold. ``model_version``: what produced the scores.
@@ -110,17 +107,6 @@ def decode_image(path: Path, settings: Settings) -> tuple[Image.Image | None, st
         return decode_photo(path, settings.max_image_pixels).image, None
     except PhotoError as error:
         return None, str(error.reason)
-
-
-def model_version_of(engine: Any, fallback: str) -> str:
-    """``engine.model_version``, or ``fallback`` when it has none or cannot tell (an engine whose
-    Aligner is being trained has no checkpoint file to hash)."""
-    from pipeline.plvm.errors import PlvmError
-
-    try:
-        return str(engine.model_version)
-    except (AttributeError, PlvmError, OSError):
-        return fallback
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -241,27 +227,24 @@ def _score_faces(settings: Settings, dataset: IdentityDataset, progress: bool) -
     return run
 
 
-# --- plvm / tiny -----------------------------------------------------------------------------
+# --- a profile's recognition evidence --------------------------------------------------------
 
 
-def _score_plvm(
+def _score_evidence(
     settings: Settings, dataset: IdentityDataset, engine: Any, progress: bool, queries_per_call: int | None
 ) -> RecognitionRun:
-    from pipeline.plvm.embeddings import Person
+    from pipeline.profiles import profile_type
 
-    if engine is None:
-        from pipeline.plvm.engine import PlvmEngine
-
-        engine = PlvmEngine.from_settings(settings)
+    scorer = profile_type(settings.profile).recognition_scorer(settings, engine)
     root = dataset.root
     run = RecognitionRun(
         settings.profile,
         [],
         threshold=settings.recognition_threshold,
-        model_version=model_version_of(engine, f"{settings.profile}:unsaved-aligner"),
+        model_version=scorer.version_or(f"{settings.profile}:unsaved-aligner"),
     )
     names: list[str] = []
-    people: list[Person] = []
+    people: list[Any] = []  # the profile's per-person data, one per identity with a decodable reference
     bar = _progress(len(dataset.identities) + dataset.n_queries, f"{settings.profile}: recognition", progress)
     with bar:
         for identity in dataset.identities:
@@ -269,17 +252,15 @@ def _score_plvm(
             bar.update()
             if not images:
                 continue
-            people.append(
-                Person(CONCEPT_NAME.format(index=len(people)), engine.encode_references([im for _, im in images]))
-            )
+            people.append(scorer.encode([im for _, im in images]))
             names.append(identity.name)
         if not people:
             raise EvaluationError("no reference image could be decoded; nothing to evaluate")
-        per_call = queries_per_call or max(1, int(getattr(engine, "max_batch", 16)) // len(people))
+        per_call = queries_per_call or max(1, scorer.rows_per_call // len(people))
         pending: list[tuple[Identity, str, Image.Image]] = []
 
         def flush() -> None:
-            scores = np.asarray(engine.recognition_scores_batch([p[2] for p in pending], people))  # (b, N)
+            scores = np.asarray(scorer.scores([p[2] for p in pending], people))  # (b, N)
             for (owner, where, _), row in zip(pending, scores, strict=True):
                 for name, score in zip(names, row, strict=True):
                     run.records.append(
@@ -299,12 +280,8 @@ def _score_plvm(
                 flush()
         if pending:
             flush()
-    run.notes.append(
-        f"{settings.profile} profile: score = P(yes) / (P(yes) + P(no)) for 'Is <identity> in this "
-        "photo?', the identity's concept encoded from its reference images (every ref_img*; the Aligner's "
-        "outputs averaged)"
-    )
-    if getattr(engine, "random_weights", False):
+    run.notes.append(f"{settings.profile} profile: {scorer.score_note}")
+    if scorer.random_weights:
         run.notes.append("random weights (tiny test bundle): these figures are meaningless")
     return run
 
@@ -323,20 +300,21 @@ def score_recognition(
     """Score every (identity, query) pair of the identity folders under ``root``.
 
     Args:
-        settings: ``profile`` picks the model (faces, plvm, tiny); ``max_image_pixels`` guards decoding.
+        settings: ``profile`` picks the model; ``max_image_pixels`` guards decoding.
         root: one folder per identity (``NAME/ref_img.*``, ``NAME/query_img*``).
-        engine: plvm/tiny only: a :class:`~pipeline.plvm.engine.PlvmEngine` to use (e.g. one whose
-            Aligner is being trained; put it in eval mode first), else one is built from ``settings``.
+        engine: profiles with recognition evidence only: the profile's model object to use (e.g. one
+            being trained; put it in eval mode first) or a scorer from its ``recognition_scorer``;
+            else one is built from ``settings``.
         progress: show a progress bar on stderr.
-        queries_per_call: plvm/tiny: query images per ``recognition_scores_batch`` call (each
-            call scores them against every identity); default ``max(1, engine.max_batch // N)``.
+        queries_per_call: query images per ``scorer.scores`` call (each call scores them against
+            every identity); default ``max(1, scorer.rows_per_call // N)``.
 
     Returns:
         The per-pair scores, failures and notes; no threshold is applied yet.
 
     Raises:
         EvaluationError: missing/empty dataset, or no reference/query could be used.
-        pipeline.plvm.errors.PlvmError: plvm/tiny weights missing (message names the fix).
+        pipeline.errors.PipelineError: the profile's weights missing (message names the fix).
 
     Side effects: loads the profile's models; reads the images; writes nothing.
     """
@@ -346,7 +324,7 @@ def score_recognition(
     if not profile_type(settings.profile).gives_recognition_evidence:
         run = _score_faces(settings, dataset, progress)
     else:
-        run = _score_plvm(settings, dataset, engine, progress, queries_per_call)
+        run = _score_evidence(settings, dataset, engine, progress, queries_per_call)
     run.notes[:0] = [f"dataset problem (folder skipped): {problem}" for problem in dataset.problems]
     if not run.records:
         raise EvaluationError(
@@ -368,7 +346,7 @@ def evaluate_recognition(
     """Run the recognition benchmark on ``root`` with ``settings.profile`` and score it.
 
     Decisions are ``score >= threshold``; the threshold defaults to ``settings.match_threshold``
-    (faces, cosine) or ``settings.recognition_threshold`` (plvm/tiny, P(yes)). The report also
+    (faces, cosine) or ``settings.recognition_threshold`` (a profile's evidence). The report also
     holds the sweep over all thresholds, the best one on this data, the ROC and AUC, the
     failures and notes. See :func:`score_recognition` for the arguments, errors and side effects.
     """

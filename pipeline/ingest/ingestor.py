@@ -18,10 +18,10 @@ from sqlmodel import Session, col, select
 
 from pipeline.config import Settings
 from pipeline.ingest.watcher import FolderWatcher
-from pipeline.photos.files import CONTENT_HASH, content_hash, sha256_file
+from pipeline.photos.files import CONTENT_HASH, content_hash, hash_file, sha256_file
 from pipeline.photos.path_text import path_text
 from pipeline.store import states
-from pipeline.store.models import Photo
+from pipeline.store.models import Photo, os_path
 from pipeline.store.states import PhotoState
 
 log = logging.getLogger(__name__)
@@ -79,64 +79,86 @@ class Ingestor:
         """Register many stable files (a first import); returns the ids queued, in order.
 
         Plain new files (no row at their path, no row with their bytes) are inserted in one
-        transaction and handed to the sender after its commit; every other file (changed,
-        moved, back from missing, or any failure of the batch) goes through :meth:`file_ready`.
+        transaction and handed to the sender after its commit; a file written while it was
+        hashed is left out (the watcher reports it again once it holds still); every other file
+        (changed, moved, back from missing, or any failure of the batch) goes through
+        :meth:`file_ready`. A file that fails there is logged and skipped: the rest of the
+        batch is still registered.
         """
         keys = list(dict.fromkeys(norm_path(p) for p in paths))
-        inserted: dict[str, int] = {}
+        inserted: dict[str, int | None] = {}
         try:
             inserted = self._insert_new(keys)
         except Exception as exc:  # storage full, a racing watcher, ...: the careful path decides
             log.info("batch of %d files registered one by one (%s)", len(keys), exc)
         queued = []
         for key in keys:
-            photo_id = inserted.get(key)
-            if photo_id is not None:
-                self.registered += 1
-                if self.sender is not None:
-                    self.sender.add(photo_id)
+            if key in inserted:
+                photo_id = inserted[key]
+                if photo_id is not None:
+                    self.registered += 1
+                    if self.sender is not None:
+                        self.sender.add(photo_id)
             else:
-                photo_id = self.file_ready(Path(key))
+                try:
+                    photo_id = self.file_ready(Path(key))
+                except Exception as exc:  # this file only: the others of the batch go on
+                    log.warning("%s: could not register it: %s", path_text(key)[0], exc)
+                    continue
             if photo_id is not None:
                 queued.append(photo_id)
         return queued
 
-    def _insert_new(self, keys: list[str]) -> dict[str, int]:
+    def _insert_new(self, keys: list[str]) -> dict[str, int | None]:
         """Insert ``queued`` rows for the plain new files among ``keys`` in one transaction
-        (committed, Core INSERT: the ORM's per-object cost was most of a small file's time);
-        returns {key: photo id}."""
-        stats = {}
-        for key in keys:
-            try:
-                stats[key] = os.stat(key)
-            except FileNotFoundError:
-                continue
-        texts = {key: path_text(key) for key in stats}
+        (committed; Core statements: the ORM's per-object cost was most of a small file's time).
+
+        Returns {key: photo id} for the rows inserted, and {key: None} for files that changed
+        while they were hashed (not inserted: the watcher reports them again). Keys missing
+        from the answer are the one-file path's business. Each new file is opened once: its
+        size and mtime come from the open file (:func:`hash_file`), not from another ``stat``.
+        """
+        texts = {key: path_text(key) for key in keys}
+        answer: dict[str, int | None] = {}
         with self._session() as session:
-            if not stats or self._legacy_rows(session):
+            if not keys or self._legacy_rows(session):
                 return {}  # a move of an old row is found by its SHA-256: one by one
+            table = Photo.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table models
+            connection = session.connection()
             wanted = [text for text, _ in texts.values()]
-            known = set(session.exec(select(Photo.path).where(col(Photo.path).in_(wanted))).all())
-            digests = {key: content_hash(Path(key)) for key in stats if texts[key][0] not in known}
-            if not digests:
-                return {}
-            hashes = list(set(digests.values()))
-            same_bytes = set(session.exec(select(Photo.sha256).where(col(Photo.sha256).in_(hashes))).all())
-            fresh = [key for key, digest in digests.items() if digest not in same_bytes]
+            known = set(connection.execute(select(table.c.path).where(table.c.path.in_(wanted))).scalars())
+            hashed = {}
+            for key in keys:
+                if texts[key][0] in known:
+                    continue
+                try:
+                    found = hash_file(key)
+                except OSError:
+                    continue  # vanished or unreadable: the one-file path decides and says why
+                if found.steady:
+                    hashed[key] = found
+                else:
+                    answer[key] = self._changing(texts[key][0])
+            if not hashed:
+                return answer
+            hashes = list({found.digest for found in hashed.values()})
+            same_bytes = set(connection.execute(select(table.c.sha256).where(table.c.sha256.in_(hashes))).scalars())
+            fresh = [key for key, found in hashed.items() if found.digest not in same_bytes]
             files = [
                 {
                     "path": texts[key][0],
                     "path_bytes": texts[key][1],
-                    "sha256": digests[key],
+                    "sha256": hashed[key].digest,
                     "hash_kind": CONTENT_HASH,
-                    "size": stats[key].st_size,
-                    "mtime": stats[key].st_mtime,
+                    "size": hashed[key].size,
+                    "mtime": hashed[key].mtime,
                 }
                 for key in fresh
             ]
             ids = states.insert_new_photos(session, files)
             session.commit()
-        return dict(zip(fresh, ids, strict=True))
+        answer.update(zip(fresh, ids, strict=True))
+        return answer
 
     @property
     def deferred(self) -> int:
@@ -168,7 +190,9 @@ class Ingestor:
 
     def _register(self, path: Path) -> int | None:
         """Hashes the file at most once in the current kind (:data:`CONTENT_HASH`); a row from before
-        revision 0007 is compared in its own kind (SHA-256) first, so an upgrade re-tags nothing."""
+        revision 0007 is compared in its own kind (SHA-256) first, so an upgrade re-tags nothing.
+        The size and mtime stored are those of the read that gave the hash; a file written while it
+        was read registers nothing (returns None; the watcher reports it again)."""
         key = norm_path(path)
         try:
             stat = os.stat(key)
@@ -186,34 +210,40 @@ class Ingestor:
                 return None  # unchanged
             if row is not None:
                 old_kind = row.hash_kind
-                digest = content_hash(Path(key), old_kind)
+                found = hash_file(key, old_kind)
+                if not found.steady:
+                    return self._changing(text)
+                digest = found.digest
                 if row.sha256 == digest:  # touched, or back from missing
                     if old_kind != CONTENT_HASH:
                         row.sha256, row.hash_kind = content_hash(Path(key)), CONTENT_HASH
-                    row.size, row.mtime = stat.st_size, stat.st_mtime
+                    row.size, row.mtime = found.size, found.mtime
                     if row.state == PhotoState.MISSING:
                         states.restore(row)
                     session.add(row)
                     session.commit()
                     return self._queue_if_needed(row)
                 digest = digest if old_kind == CONTENT_HASH else content_hash(Path(key))
-                states.retag(row, digest, stat.st_size, stat.st_mtime)
+                states.retag(row, digest, found.size, found.mtime)
                 row.hash_kind = CONTENT_HASH
                 session.add(row)
                 session.commit()
                 return self._queue_if_needed(row)
-            digest = content_hash(Path(key))
+            found = hash_file(key)
+            if not found.steady:
+                return self._changing(text)
+            digest = found.digest
             moved = self._moved_from(session, digest, Path(key))
             if moved is not None:
                 log.info("moved: %s -> %s", moved.path, text)
-                moved.path, moved.path_bytes, moved.size, moved.mtime = text, raw, stat.st_size, stat.st_mtime
+                moved.path, moved.path_bytes, moved.size, moved.mtime = text, raw, found.size, found.mtime
                 moved.sha256, moved.hash_kind = digest, CONTENT_HASH
                 if moved.state == PhotoState.MISSING:
                     states.restore(moved)
                 session.add(moved)
                 session.commit()
                 return self._queue_if_needed(moved)
-            photo = states.new_photo(text, digest, stat.st_size, stat.st_mtime, path_bytes=raw)
+            photo = states.new_photo(text, digest, found.size, found.mtime, path_bytes=raw)
             session.add(photo)
             try:
                 session.commit()
@@ -222,6 +252,12 @@ class Ingestor:
                 return None
             self.registered += 1
             return self._queue_if_needed(photo)
+
+    @staticmethod
+    def _changing(text: str) -> None:
+        """A file written while it was hashed: nothing registered from that read (the watcher
+        reports it again once it holds still, with its new size and mtime)."""
+        log.info("%s changed while it was hashed; registered once it holds still", text)
 
     def _moved_from(self, session: Session, digest: str, path: Path) -> Photo | None:
         """The row of a vanished file with the same bytes as ``path`` (a move), if any: by the
@@ -266,18 +302,23 @@ class Ingestor:
                 log.info("missing: %s", text)
 
     def rescan_done(self, root: Path, seen: set[Path]) -> int:
-        """After a full walk of ``root``: photos under it that no longer exist become missing."""
+        """After a full walk of ``root``: photos under it that no longer exist become missing.
+
+        Reads three columns per row, not ORM objects: in a first import this runs while the
+        batches are still being registered, and building an object per row cost a tenth of it.
+        """
         self._legacy = None  # the walk converted what it could; ask again
         prefix = path_text(norm_path(root).rstrip(os.sep) + os.sep)[0]
         seen_keys = {path_text(norm_path(p))[0] for p in seen}
+        table = Photo.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table models
+        query = select(table.c.id, table.c.path, table.c.path_bytes).where(
+            table.c.path.startswith(prefix), table.c.state != PhotoState.MISSING.value
+        )
         with self._session() as session:
-            query = select(Photo).where(
-                col(Photo.path).startswith(prefix), col(Photo.state) != PhotoState.MISSING.value
-            )
             gone = [
-                row.id
-                for row in session.exec(query).all()
-                if row.id is not None and row.path not in seen_keys and not os.path.exists(row.file_path)
+                photo_id
+                for photo_id, text, raw in session.connection().execute(query)
+                if text not in seen_keys and not os.path.exists(os_path(text, raw))
             ]
             marked = len(states.mark_missing(session, gone))
             session.commit()

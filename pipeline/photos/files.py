@@ -5,6 +5,9 @@ no image library is imported.
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any, Literal
 
@@ -33,6 +36,7 @@ JUNK_NAMES: frozenset[str] = frozenset(
 """Lower-case names of NAS/OS folders and files that never hold user photos."""
 
 _CHUNK = 1 << 20  # bytes read per step when hashing
+_buffers = threading.local()  # one read buffer of _CHUNK bytes per thread that hashes
 
 
 # --------------------------------------------------------------------------------------------
@@ -88,11 +92,39 @@ cryptographic hash that ran 1.6-4x faster than SHA-256 on one core here (bench/b
 Rows written before revision 0007 keep their SHA-256 (``hash_kind = 'sha256'``)."""
 
 
-def content_hash(path: Path, kind: str = CONTENT_HASH) -> str:
-    """Hex digest (64 characters) of a file's bytes, read in 1 MiB chunks (constant memory).
+@dataclass(frozen=True)
+class HashedFile:
+    """A file's content hash and what ``fstat`` said about the open file before the read."""
+
+    digest: str
+    """Hex digest, 64 characters."""
+    size: int
+    """Bytes, before the read."""
+    mtime: float
+    """``st_mtime`` (seconds since the epoch), before the read."""
+    steady: bool
+    """True when size and ``st_mtime_ns`` were the same after the read as before it: the digest
+    is of one version of the file. False: it was written while it was read (hash it again once
+    it holds still)."""
+
+
+def _read_buffer() -> bytearray:
+    """This thread's read buffer (:data:`_CHUNK` bytes, made once per thread: allocating 1 MiB per
+    file cost more than hashing a small photo)."""
+    buffer: bytearray | None = getattr(_buffers, "buffer", None)
+    if buffer is None:
+        buffer = _buffers.buffer = bytearray(_CHUNK)
+    return buffer
+
+
+def hash_file(path: str | os.PathLike[str], kind: str = CONTENT_HASH) -> HashedFile:
+    """Hash a file's bytes in one pass of :data:`_CHUNK`-byte reads (constant memory: one buffer
+    per thread), with its size and mtime from the same open file (no separate ``stat``).
 
     ``kind``: "blake3" or "sha256". Raises ``OSError`` (e.g. ``FileNotFoundError``) when the file
-    cannot be read: a vanished file is the caller's business, not a bad photo.
+    cannot be read: a vanished file is the caller's business, not a bad photo. Thread-safe; the
+    reads and the hashing of large chunks release the GIL. Not ``mmap``: a file truncated while
+    mapped would kill the process with SIGBUS.
     """
     if kind == "blake3":
         from blake3 import blake3
@@ -102,12 +134,23 @@ def content_hash(path: Path, kind: str = CONTENT_HASH) -> str:
         digest = hashlib.sha256()
     else:
         raise ValueError(f"unknown hash kind {kind!r}")
-    buffer = bytearray(_CHUNK)
-    view = memoryview(buffer)
-    with path.open("rb", buffering=0) as handle:
+    buffer = _read_buffer()
+    with open(path, "rb", buffering=0) as handle, memoryview(buffer) as view:
+        before = os.fstat(handle.fileno())
         while count := handle.readinto(buffer):
             digest.update(view[:count])
-    return str(digest.hexdigest())
+        after = os.fstat(handle.fileno())
+    steady = (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns)
+    return HashedFile(str(digest.hexdigest()), before.st_size, before.st_mtime, steady)
+
+
+def content_hash(path: str | os.PathLike[str], kind: str = CONTENT_HASH) -> str:
+    """Hex digest (64 characters) of a file's bytes (:func:`hash_file`'s digest).
+
+    ``kind``: "blake3" or "sha256". Raises ``OSError`` (e.g. ``FileNotFoundError``) when the file
+    cannot be read: a vanished file is the caller's business, not a bad photo.
+    """
+    return hash_file(path, kind).digest
 
 
 def sha256_file(path: Path) -> str:

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pipeline.devices import resolve_device, resolve_dtype
 from pipeline.plvm.checkpoint import file_sha256, load_aligner, missing_aligner_error, read_sidecar
-from pipeline.plvm.devices import resolve_device, resolve_dtype
 from pipeline.plvm.embeddings import ConceptEmbedding, Description, Person
 from pipeline.plvm.errors import MissingWeightsError, PlvmError
 from pipeline.plvm.hub import find_local, pull_models, resolve_model_dir

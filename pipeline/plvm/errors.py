@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pipeline.errors import PipelineError
+from pipeline.errors import MissingWeights, PipelineError
 
 
 class PlvmError(PipelineError, RuntimeError):
     """Base class for PLVM model-layer errors."""
 
 
-class MissingWeightsError(PlvmError, FileNotFoundError):
+class MissingWeightsError(PlvmError, MissingWeights):
     """A weight file or hub snapshot is not on this machine; the message names it and the fix."""
 
 

@@ -7,14 +7,19 @@ adds recognition evidence (optional) and writes the caption and answers.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
+
+if TYPE_CHECKING:
+    from pipeline.profiles.evaluation import Answerer, RecognitionScorer
 
 
 @dataclass
@@ -24,7 +29,7 @@ class EnrolledPerson:
     id: int
     name: str
     ref_embeddings: np.ndarray  # (R, 128) float32 SFace features
-    concept: Any = None  # pipeline.plvm.engine.ConceptEmbedding for the plvm/tiny profiles
+    concept: Any = None  # the profile's own per-person data (Profile.decode_person), None when it has none
 
 
 @dataclass
@@ -82,6 +87,56 @@ class Profile(ABC):
         """(what, where, present locally) for each set of weights the profile needs; loads no model
         and opens no network connection (``pipeline models check``). Default: nothing to fetch."""
         return []
+
+    @classmethod
+    def recognition_scorer(cls, settings: Settings, model: Any = None) -> RecognitionScorer:
+        """What the recognition benchmark scores photos x people with (only when
+        :attr:`gives_recognition_evidence`). ``model``: the profile's own model object to use (e.g. one
+        being trained), or a scorer this method returned (returned as it is); None builds one from
+        ``settings``. Loads no weights yet. Raises :class:`~pipeline.errors.PipelineError` otherwise."""
+        raise PipelineError(f"the {settings.profile} profile gives no recognition evidence")
+
+    @classmethod
+    def answerer(cls, settings: Settings, model: Any = None) -> Answerer:
+        """What the multiple-choice benchmark scores options with (only when :attr:`answers_questions`);
+        ``model`` as for :meth:`recognition_scorer`. Raises :class:`~pipeline.errors.PipelineError` otherwise."""
+        raise PipelineError(f"the {settings.profile} profile cannot answer questions")
+
+    # Model weights and training (``pipeline models ...``, ``pipeline train``); no model is loaded.
+    @classmethod
+    def pull_weights(cls, settings: Settings) -> tuple[list[str], str]:
+        """Download the weights it fetches from the hub now (workers never download): (where each is
+        now, one line on what the user must put in place by hand, or ""). Default: nothing to fetch."""
+        return [], ""
+
+    @classmethod
+    def describe_checkpoint(cls, path: Path) -> dict[str, Any]:
+        """Strictly load a checkpoint of its trainable part; what fits it (config, parameter count).
+        Raises :class:`~pipeline.errors.PipelineError` when it does not fit or the profile trains nothing."""
+        raise PipelineError("this profile has no trainable part; choose a trainable profile")
+
+    @classmethod
+    def write_test_bundle(cls, folder: Path, seed: int) -> tuple[Path, str]:
+        """Write random test weights to ``folder``: (the bundle's path, how to use it). Default: none."""
+        raise PipelineError("this profile has no random test bundle")
+
+    @classmethod
+    def training_precisions(cls) -> tuple[str, ...]:
+        """The values ``pipeline train --precision`` accepts (only when :attr:`trainable`)."""
+        return ()
+
+    @classmethod
+    def training_config(cls, **options: Any) -> Any:
+        """The training configuration from ``pipeline train``'s options; raises ValueError or
+        TypeError for a bad value (only when :attr:`trainable`)."""
+        raise PipelineError("this profile has no trainable part; choose a trainable profile")
+
+    @classmethod
+    def train(cls, config: Any, settings: Settings, evaluator: Callable[..., Any] | None) -> Any:
+        """Train on ``config`` (from :meth:`training_config`); ``evaluator`` scores held-out data as
+        ``pipeline eval recognition`` does. Returns the run's result (losses, evaluations, files).
+        Side effects: loads the models, writes the checkpoint and the training state."""
+        raise PipelineError("this profile has no trainable part; choose a trainable profile")
 
     @property
     def random_weights(self) -> bool:

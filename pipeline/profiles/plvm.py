@@ -7,13 +7,19 @@ only; its model version starts with ``tiny-random:`` so its rows are recognisabl
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
 from PIL import Image
 
 from pipeline.config import Settings
 from pipeline.profiles.base import Description, EnrolledPerson, Profile, Scene
+from pipeline.profiles.evaluation import Answerer, RecognitionScorer
+
+if TYPE_CHECKING:
+    from pipeline.plvm.evaluation_model import PlvmEvaluationModel
 
 
 class PlvmProfile(Profile):
@@ -29,6 +35,63 @@ class PlvmProfile(Profile):
         from pipeline.plvm.engine import PlvmEngine
 
         return PlvmEngine.from_settings(settings).check_files()
+
+    @classmethod
+    def recognition_scorer(cls, settings: Settings, model: Any = None) -> RecognitionScorer:
+        """P(yes) of "Is <person> in this photo?" per photo and person (one batched engine call)."""
+        return _evaluation_model(settings, model)
+
+    @classmethod
+    def answerer(cls, settings: Settings, model: Any = None) -> Answerer:
+        """Summed option log-likelihoods from the engine, the person as a concept token."""
+        return _evaluation_model(settings, model)
+
+    @classmethod
+    def pull_weights(cls, settings: Settings) -> tuple[list[str], str]:
+        """DINOv2 and LLaVA from the hub; the Aligner checkpoint is the authors' file, put in place by hand."""
+        from pipeline.plvm.engine import pull_models
+
+        note = (
+            f"Aligner checkpoint: put the authors' released checkpoint.ckpt (linked from their PLVM GitHub "
+            f"repository, hosted on Google Drive) at {settings.aligner_path}, or set PIPELINE_ALIGNER_CHECKPOINT; "
+            "check it with `pipeline models verify-aligner FILE`"
+        )
+        return [str(path) for path in pull_models(settings)], note
+
+    @classmethod
+    def describe_checkpoint(cls, path: Path) -> dict[str, Any]:
+        """An Aligner checkpoint, strictly loaded (:func:`pipeline.plvm.checkpoint.describe_checkpoint`)."""
+        from pipeline.plvm.checkpoint import describe_checkpoint
+
+        return dict(describe_checkpoint(path))
+
+    @classmethod
+    def write_test_bundle(cls, folder: Path, seed: int) -> tuple[Path, str]:
+        """The tiny random bundle (tokenizer, DINOv2, LLaVA, Aligner) for the ``tiny`` profile."""
+        from pipeline.plvm.tiny import write_tiny_bundle
+
+        path = write_tiny_bundle(folder, seed=seed)
+        return path, f"PIPELINE_PROFILE=tiny PIPELINE_TINY_BUNDLE={path}"
+
+    @classmethod
+    def training_precisions(cls) -> tuple[str, ...]:
+        from pipeline.plvm.training.config import Precision
+
+        return tuple(get_args(Precision))
+
+    @classmethod
+    def training_config(cls, **options: Any) -> Any:
+        """A :class:`pipeline.plvm.train.TrainConfig` (Aligner training)."""
+        from pipeline.plvm.train import TrainConfig
+
+        return TrainConfig(**options)
+
+    @classmethod
+    def train(cls, config: Any, settings: Settings, evaluator: Callable[..., Any] | None) -> Any:
+        """Train the Aligner (:func:`pipeline.plvm.train.train_aligner`); the encoder and LLaVA stay frozen."""
+        from pipeline.plvm.train import train_aligner
+
+        return train_aligner(config, settings, evaluator=evaluator)
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -100,3 +163,17 @@ class PlvmProfile(Profile):
         from pipeline.plvm.engine import ConceptEmbedding
 
         return ConceptEmbedding.from_bytes(tokens, lm_weight, n_tokens, dim)
+
+
+def _evaluation_model(settings: Settings, model: Any) -> PlvmEvaluationModel:
+    """A :class:`~pipeline.plvm.evaluation_model.PlvmEvaluationModel` around ``model`` (an engine),
+    ``model`` itself when it is one already, or one around a new engine from ``settings``."""
+    from pipeline.plvm.evaluation_model import PlvmEvaluationModel
+
+    if isinstance(model, PlvmEvaluationModel):
+        return model
+    if model is None:
+        from pipeline.plvm.engine import PlvmEngine
+
+        model = PlvmEngine.from_settings(settings)
+    return PlvmEvaluationModel(model)

@@ -237,12 +237,16 @@ class Caption(SQLModel, table=True):
     ``sort_key``: set by database triggers (migration 0003), never by the code: the photo's time
     (``taken_at``, else ``mtime``) and the caption id packed so that smaller means newer; the
     full-text index is ordered by it, which makes newest-first search stop after one page.
+    ``relevance_key``: set by triggers too (migration 0013): the caption's word count, then
+    ``sort_key``'s time, packed so that smaller means more relevant (fewest words first, ties newest
+    first); relevance search walks its index the same way and stops after one page.
     """
 
     __tablename__ = "captions"
     __table_args__ = (
         UniqueConstraint("photo_id", "model_version"),
         Index("ix_captions_sort_key", "sort_key", unique=True),
+        Index("ix_captions_relevance_key", "relevance_key", unique=True),
     )
     id: int | None = Field(default=None, primary_key=True)
     photo_id: int = Field(foreign_key="photos.id", index=True)
@@ -252,6 +256,7 @@ class Caption(SQLModel, table=True):
     enrolment_version: int | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     sort_key: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    relevance_key: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class Answer(SQLModel, table=True):

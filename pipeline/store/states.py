@@ -131,7 +131,9 @@ def insert_new_photos(session: Session, files: list[dict[str, Any]]) -> list[int
 
     Each dict holds ``path, path_bytes, sha256, size, mtime`` (and may hold ``hash_kind``);
     returns the new ids in the order of ``files``. Building SQLModel objects costs more than the
-    whole INSERT for small files, hence no ORM here.
+    whole INSERT for small files, hence no ORM here. One multi-row ``INSERT ... RETURNING id,
+    path``; the ids are matched to ``files`` by their (unique) path, because asking the database
+    to keep the order made SQLAlchemy send one INSERT per row on SQLite.
     """
     if not files:
         return []
@@ -145,8 +147,9 @@ def insert_new_photos(session: Session, files: list[dict[str, Any]]) -> list[int
     }
     values = [{**fixed, **f} for f in files]
     table = Photo.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table models
-    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-    return [int(i) for i in session.execute(statement, values).scalars().all()]
+    statement = insert(table).returning(table.c.id, table.c.path)
+    ids = {path: int(i) for i, path in session.connection().execute(statement, values)}
+    return [ids[f["path"]] for f in files]
 
 
 def retag(photo: Photo, sha256: str, size: int, mtime: float) -> None:

@@ -1,4 +1,4 @@
-"""Synthetic identity data for PLVM training: new images of each face in varied scenes.
+"""Synthetic identity data for training a trainable profile: new images of each face in varied scenes.
 
 ``pipeline synth --faces DIR --out DIR`` calls :func:`synthesize`; see
 :mod:`pipeline.synth.generator` for the output format, models and determinism, and

@@ -1,8 +1,9 @@
 """Synthetic identity data: new images of each face in varied scenes (Stable Diffusion 1.5 + IP-Adapter).
 
-The PLVM paper's training data: for every identity, the face image goes to an IP-Adapter (it keeps
-the identity under a new prompt) and a scene prompt decides the rest. :func:`synthesize` writes the
-result in the PLVM recognition-folder format, readable by
+The personalization papers' training-data recipe: for every identity, the face image goes to an
+IP-Adapter (it keeps the identity under a new prompt) and a scene prompt decides the rest.
+:func:`synthesize` writes the result in the release's recognition-folder format (Yo'LLaVA/MyVLM
+style), readable by
 :func:`pipeline.datasets.release.load_identity_folders`::
 
     OUT/<identity>/ref_img.png          the given face (decoded, EXIF-rotated, saved as PNG)
@@ -46,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.plvm.errors import MissingWeightsError
+from pipeline.errors import MissingWeights
 from pipeline.synth.prompts import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPTS
 
 logger = logging.getLogger(__name__)
@@ -303,18 +304,16 @@ def download_instructions(config: SynthConfig) -> list[str]:
     return commands
 
 
-def _missing(
-    what: str, model_id: str, config: SynthConfig, detail: str = "", partial: bool = False
-) -> MissingWeightsError:
+def _missing(what: str, model_id: str, config: SynthConfig, detail: str = "", partial: bool = False) -> MissingWeights:
     """The error for a model that is not (completely) on this machine: the id and how to fetch it."""
     if _looks_like_path(model_id):
         problem = f"is incomplete ({detail})" if partial else (detail or "is not a usable local folder")
-        return MissingWeightsError(
+        return MissingWeights(
             f"{what}: {model_id} {problem}. Point it at a folder written by "
             "save_pretrained (or the hub repo's layout), or at a hub id fetched ahead of time."
         )
     commands = "\n  ".join(c for c in download_instructions(config) if f" {model_id} " in c)
-    return MissingWeightsError(
+    return MissingWeights(
         f"{what} '{model_id}' is {'only partly' if partial else 'not'} in the local Hugging Face cache"
         f"{f' ({detail})' if detail else ''}, "
         "and `pipeline synth` never downloads. Fetch it ahead of time (same HF_HOME as here):\n  "
@@ -324,7 +323,7 @@ def _missing(
 
 
 def check_models(config: SynthConfig) -> None:
-    """Raise :class:`MissingWeightsError` (naming the id and the download command) unless the base
+    """Raise :class:`MissingWeights` (naming the id and the download command) unless the base
     model and the IP-Adapter files are on this machine. No network I/O."""
     base = config.base_model
     if _looks_like_path(base):
@@ -357,11 +356,11 @@ def load_pipeline(config: SynthConfig | None = None) -> Any:
     """A ready ``StableDiffusionPipeline`` with the IP-Adapter loaded and scaled, on the config's device.
 
     Loads only local files (``local_files_only=True``): hub ids must already be in the Hugging
-    Face cache, else :class:`~pipeline.plvm.errors.MissingWeightsError` names the id and the
+    Face cache, else :class:`~pipeline.errors.MissingWeights` names the id and the
     download command. The pipeline's own progress bar is disabled.
 
     Raises:
-        MissingWeightsError: a model is not on this machine.
+        MissingWeights: a model is not on this machine.
         ImportError: diffusers is not installed (the ``train`` extra).
         RuntimeError: CUDA requested but unavailable.
     """
@@ -370,8 +369,8 @@ def load_pipeline(config: SynthConfig | None = None) -> Any:
         from diffusers import StableDiffusionPipeline
         from diffusers.utils import is_accelerate_available
     except ImportError as exc:
-        raise ImportError("pipeline synth needs diffusers: pip install 'photo-pipeline[plvm,train]'") from exc
-    from pipeline.plvm.devices import resolve_device, resolve_dtype
+        raise ImportError("pipeline synth needs diffusers: pip install 'photo-pipeline[train]' (and PyTorch)") from exc
+    from pipeline.devices import resolve_device, resolve_dtype
 
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device)
@@ -420,7 +419,7 @@ def _settings(config: SynthConfig, pipe: Any | None) -> dict[str, Any]:
     if pipe is not None:
         device_type, dtype = pipe.device.type, str(pipe.dtype).replace("torch.", "")
     else:
-        from pipeline.plvm.devices import resolve_device, resolve_dtype
+        from pipeline.devices import resolve_device, resolve_dtype
 
         device = resolve_device(config.device)
         device_type, dtype = device.type, str(resolve_dtype(config.dtype, device)).replace("torch.", "")
@@ -500,7 +499,7 @@ def synthesize(
     Args:
         faces_dir: identity folders (``NAME/ref_img.*`` or ``NAME/`` with one image) and/or flat
             image files (identity = file stem); see :func:`discover_faces`.
-        out_dir: written in the PLVM identity-folder format plus ``synth.json`` (module docstring);
+        out_dir: written in the release's identity-folder format plus ``synth.json`` (module docstring);
             created if needed. Must differ from ``faces_dir``.
         config: settings (defaults: SD 1.5 + IP-Adapter plus-face, 10 images of 512 px).
         pipe: an already loaded pipeline (from :func:`load_pipeline`). When None it is loaded from
@@ -516,7 +515,7 @@ def synthesize(
     Raises:
         FileNotFoundError: ``faces_dir`` is not a folder.
         ValueError: ``out_dir`` is ``faces_dir``.
-        MissingWeightsError: a model is not on this machine (when ``pipe`` is None).
+        MissingWeights: a model is not on this machine (when ``pipe`` is None).
     """
     import torch
     from tqdm.auto import tqdm

@@ -1,6 +1,6 @@
 """Scene prompts for the synthetic-data step (``pipeline synth``).
 
-The PLVM paper builds its training pairs by generating new images of each identity "in new scenes"
+The personalization papers build their training pairs by generating new images of each identity "in new scenes"
 with IP-Adapter: the face image fixes who is in the picture, the text prompt decides where they are,
 what they do and wear, and the light. :data:`DEFAULT_PROMPTS` spreads over those four axes so that a
 recognition model trained on the pairs cannot shortcut on background, pose, clothes or lighting:

@@ -77,10 +77,17 @@ def _page_number(raw: str) -> int | None:
 
 @router.get("/search")
 def search(
-    request: Request, q: str = Query("", max_length=500), page_text: str = Query("1", alias="page", max_length=20)
+    request: Request,
+    q: str = Query("", max_length=500),
+    page_text: str = Query("1", alias="page", max_length=20),
+    after: str = Query("", max_length=40),
+    before: str = Query("", max_length=40),
 ) -> Response:
     """Name and caption matches, ``web_page_size`` of each a page (newest first, duplicates shown
-    once); each is fetched one past the page so the "older" link appears only when more exist."""
+    once). Caption matches page by cursor: "older" continues ``after`` the page's last caption hit
+    and "newer" ends ``before`` its first, one page of work however deep; without a cursor (page 1,
+    or a ``?page=K`` link) they are skipped by count. Each is fetched one past the page so the
+    "older" link appears only when more exist."""
     from pipeline.store.search import SearchError, search_captions
     from pipeline.web.queries import PhotoCard
 
@@ -91,6 +98,7 @@ def search(
     results: list[PhotoCard] = []
     message: str | None = None
     more = False
+    cursors: dict[str, str] = {}
     if q.strip():
         size = request.app.state.settings.web_page_size
         offset = (page_no - 1) * size
@@ -99,18 +107,28 @@ def search(
             results, named = queries.search_by_name(conn, q, offset, size)
         seen = {card.id for card in results}
         try:
-            hits = search_captions(engine, q, size + 1, offset=offset)
+            if before:  # the page before one the user saw: more follow it
+                hits = search_captions(engine, q, size, before=before)
+                more_captions = True
+            else:
+                hits = search_captions(engine, q, size + 1, offset=0 if after else offset, after=after or None)
+                more_captions = len(hits) > size
         except SearchError as exc:
-            hits, message = [], str(exc)
-        more = named > offset + size or len(hits) > size
-        for hit in hits[:size]:
+            hits, message, more_captions = [], str(exc), False
+        more = named > offset + size or more_captions
+        hits = hits[:size]
+        if hits:
+            cursors = {"older": hits[-1].cursor, "newer": hits[0].cursor}
+        elif after:  # no caption hit left here: later pages continue from the same place
+            cursors = {"older": after}
+        for hit in hits:
             if hit.photo_id not in seen:
                 seen.add(hit.photo_id)
                 shot = hit.taken_at or queries.epoch_time(hit.mtime)
                 results.append(PhotoCard(hit.photo_id, queries.file_name(hit.path), shot, caption=hit.caption))
         if not results and message is None:
             message = f"nothing found for {q!r}" if page_no == 1 else f"no page {page_no} for {q!r}: fewer results"
-    context = {"q": q, "results": results, "message": message, "page": page_no, "more": more}
+    context = {"q": q, "results": results, "message": message, "page": page_no, "more": more, "cursors": cursors}
     return page(request, "search.html", context)
 
 

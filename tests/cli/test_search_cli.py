@@ -49,7 +49,15 @@ def test_search_pages_and_formats(data_dir: Path) -> None:
 
     table = cli("search", "grace", env={"COLUMNS": "60"}).stdout
     assert "IMG_2025.jpg" in table.replace("\n", "").replace("│", "").replace(" ", "")  # folded, never cut
-    assert "more with --offset 20" in table
+    assert "more with --after n" in table and "(or --offset 20)" in table
+
+    # deep pages by cursor: each hit's cursor continues after it, as the table's last line offers
+    second = json.loads(cli("search", "grace", "--json", "-n", "5", "--after", first[-1]["cursor"]).stdout)
+    assert second == json.loads(cli("search", "grace", "--json", "-n", "5", "--offset", "5").stdout)
+    follow = cli("search", "grace", "-n", "5", "--after", second[-1]["cursor"], env={"COLUMNS": "200"}).stdout
+    assert f"5 hits after {second[-1]['cursor']}, newest first; more with --after" in flat(follow)
+    stale = cli("search", "grace", "--after", "r12", check=False)
+    assert stale.returncode == 1 and "error: cursor 'r12' belongs to the other order" in flat(stale.stderr)
 
     relevance = json.loads(cli("search", "grace", "--order", "relevance", "--json", "-n", "3").stdout)
     assert all(h["rank"] > 0 for h in relevance)

@@ -73,8 +73,8 @@ def _check(url: str) -> None:
 def _include(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
     if (
         type_ == "table"
-        and name in ("captions_fts", "photo_people", "photo_captions")
-        or (name or "").startswith("captions_fts")
+        and name in ("captions_fts", "photo_people", "photo_captions", "caption_lexemes")
+        or (name or "").startswith(("captions_fts", "captions_rel_fts"))
     ):
         return False
     return name not in ("text_tsv", "ix_captions_text_tsv")

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from pipeline.store import db
 from pipeline.store.models import Caption, Photo
 from pipeline.store.search import Hit, SearchError, search_captions
 
@@ -41,17 +38,6 @@ def _fill(engine: Engine) -> dict[str, int]:
     return ids
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    url = (
-        f"sqlite:///{tmp_path / 'search.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    )
-    db.upgrade(url)
-    engine = db.make_engine(url)
-    yield engine
-    engine.dispose()
-
-
 def _paths(hits: list[Hit]) -> list[str]:
     return [h.path.rsplit("/", 1)[1] for h in hits]
 
@@ -77,14 +63,13 @@ def test_every_word_must_match_stemmed_and_prefix(engine: Engine) -> None:
     assert _paths(search_captions(engine, 'beach) AND ("mike')) == ["2019-beach.jpg"]  # no query syntax
 
 
-def test_relevance_ranks_repeated_word_first(engine: Engine) -> None:
+def test_relevance_is_fewest_words_first_and_a_repeated_word_counts_once(engine: Engine) -> None:
     _fill(engine)
     hits = search_captions(engine, "susan", order="relevance")
-    assert len(hits) == 5
-    order = _paths(hits)
-    assert order.index("2021-park.jpg") < order.index("2019-beach.jpg")  # Susan twice beats once (longer text)
-    assert hits[0].rank > hits[-1].rank
-    assert [h.rank for h in hits] == sorted((h.rank for h in hits), reverse=True)
+    # 2, 3, 4 ("Susan's great-uncle": susan s great uncle), 6 and 10 words; Susan twice counts once
+    assert _paths(hits) == ["scan-1975.jpg", "2023-grace.jpg", "1890-old.jpg", "2019-beach.jpg", "2021-park.jpg"]
+    assert [h.rank for h in hits] == [1 / 2, 1 / 3, 1 / 4, 1 / 6, 1 / 10]
+    assert all(h.cursor.startswith("r") for h in hits)
 
 
 def test_index_follows_changes(engine: Engine) -> None:
@@ -109,6 +94,13 @@ def test_index_follows_changes(engine: Engine) -> None:
         "2021-park.jpg",
     ]
     assert _paths(search_captions(engine, "beach")) == []  # missing photos are not shown
+    relevance = search_captions(engine, "susan", order="relevance")  # its index follows too
+    assert [(p, h.rank) for p, h in zip(_paths(relevance), relevance, strict=True)] == [
+        ("scan-1975.jpg", 1 / 2),
+        ("2024-mike.jpg", 1 / 3),  # "Mike." became "Mike and Susan."; a tie, newest first
+        ("2023-grace.jpg", 1 / 3),
+        ("2021-park.jpg", 1 / 10),
+    ]
 
 
 def test_unusable_requests_say_why(engine: Engine) -> None:

@@ -11,7 +11,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest
 from PIL import Image
 
-from pipeline.plvm.errors import MissingWeightsError
+from pipeline.errors import MissingWeights
 from pipeline.synth import SynthConfig, check_models, discover_faces, download_instructions, image_seed, prompt_for
 from pipeline.synth.generator import DEFAULT_BASE_MODEL, DEFAULT_IP_ADAPTER_REPO, DEFAULT_IP_ADAPTER_WEIGHT
 
@@ -89,7 +89,7 @@ def test_discover_faces_folders_and_flat_files(tmp_path: Path) -> None:
 
 def test_missing_hub_model_names_id_and_download_command(tmp_path: Path) -> None:
     config = SynthConfig(base_model="nonexistent-org/no-such-model", cache_dir=str(tmp_path / "empty-cache"))
-    with pytest.raises(MissingWeightsError) as info:
+    with pytest.raises(MissingWeights) as info:
         check_models(config)
     message = str(info.value)
     assert "'nonexistent-org/no-such-model'" in message
@@ -104,7 +104,7 @@ def test_missing_ip_adapter_names_files(tmp_path: Path) -> None:
     base.mkdir()
     (base / "model_index.json").write_text("{}")
     config = SynthConfig(base_model=str(base), cache_dir=str(tmp_path / "empty-cache"))
-    with pytest.raises(MissingWeightsError) as info:
+    with pytest.raises(MissingWeights) as info:
         check_models(config)
     message = str(info.value)
     assert f"'{DEFAULT_IP_ADAPTER_REPO}'" in message
@@ -114,7 +114,7 @@ def test_missing_ip_adapter_names_files(tmp_path: Path) -> None:
     ) in message
 
     local = SynthConfig(base_model=str(tmp_path / "nowhere"))
-    with pytest.raises(MissingWeightsError, match="nowhere.*model_index.json"):
+    with pytest.raises(MissingWeights, match="nowhere.*model_index.json"):
         check_models(local)
 
 

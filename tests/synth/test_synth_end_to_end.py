@@ -19,7 +19,7 @@ from PIL import Image
 pytest.importorskip("diffusers")
 
 from pipeline.datasets.release import load_identity_folders
-from pipeline.plvm.errors import MissingWeightsError
+from pipeline.errors import MissingWeights
 from pipeline.synth import SynthConfig, image_seed, load_pipeline, synthesize
 from pipeline.synth.tiny import build_tiny_synth_pipeline, tiny_synth_config
 
@@ -206,7 +206,7 @@ def test_full_face_variant_loads_and_generates(tmp_path: Path) -> None:
 
 def test_load_pipeline_missing_models(tiny_root: Path, tmp_path: Path, config: SynthConfig) -> None:
     missing_base = replace(config, base_model="nonexistent-org/no-such-sd15", cache_dir=str(tmp_path / "cache"))
-    with pytest.raises(MissingWeightsError) as info:
+    with pytest.raises(MissingWeights) as info:
         load_pipeline(missing_base)
     assert "'nonexistent-org/no-such-sd15'" in str(info.value)
     assert "hf download nonexistent-org/no-such-sd15" in str(info.value)
@@ -215,7 +215,7 @@ def test_load_pipeline_missing_models(tiny_root: Path, tmp_path: Path, config: S
     partial = tmp_path / "ip-partial"
     shutil.copytree(tiny_root / "ip-adapter", partial)
     (partial / "models" / config.ip_adapter_weight_name).unlink()
-    with pytest.raises(MissingWeightsError, match=r"ip-partial lacks models/ip-adapter-plus-face_sd15\.safetensors"):
+    with pytest.raises(MissingWeights, match=r"ip-partial lacks models/ip-adapter-plus-face_sd15\.safetensors"):
         load_pipeline(replace(config, ip_adapter_repo=str(partial)))
 
     # synthesize() loads nothing when no face is usable, and reports why.
@@ -251,7 +251,7 @@ def test_hub_ids_load_from_the_local_cache_only(tiny_root: Path, tmp_path: Path,
     assert pipe.image_encoder is not None and pipe.unet.encoder_hid_proj is not None
 
     shutil.rmtree(base / "unet")  # a partial download
-    with pytest.raises(MissingWeightsError) as info:
+    with pytest.raises(MissingWeights) as info:
         load_pipeline(hub)
     assert "'test-org/tiny-sd15' is only partly in the local Hugging Face cache" in str(info.value)
     assert "hf download test-org/tiny-sd15" in str(info.value)

@@ -66,3 +66,22 @@ def test_bad_page_value_gets_a_clear_message(client: TestClient, bad: str) -> No
     assert response.status_code == 400
     assert "page must be a whole number from 1" in response.text and "Traceback" not in response.text
     assert 'name="q" value="grace"' in response.text  # the form is still there to try again
+
+
+def test_older_and_newer_links_carry_caption_cursors(shared_album: Album, client: TestClient) -> None:
+    shared_album.settings.web_page_size = 1
+    pages = _walk(client, "eileen+grace")
+    assert len(pages) >= 3
+    first = client.get("/search?q=eileen+grace").text
+    link = NEXT.search(first)
+    assert link is not None and "&amp;after=n" in link.group(1)  # older: after the page's last caption hit
+    second = client.get(link.group(1).replace("&amp;", "&")).text
+    third_link = NEXT.search(second)
+    assert third_link is not None
+    third = client.get(third_link.group(1).replace("&amp;", "&")).text
+    newer = re.search(r'<a href="(/search\?[^"]+)" rel="prev">', third)
+    assert newer is not None and "&amp;before=n" in newer.group(1)  # newer: before its first one
+    back = client.get(newer.group(1).replace("&amp;", "&")).text
+    assert [int(i) for i in PHOTO.findall(back)] == pages[1]
+    bad = client.get("/search", params={"q": "grace", "page": 2, "after": "x1"})
+    assert bad.status_code == 200 and "is not a search cursor" in bad.text

@@ -1,4 +1,8 @@
-"""Device and dtype choice from settings ("auto": CUDA + float16 when available, else CPU + float32)."""
+"""Device and dtype choice from settings ("auto": CUDA + float16 when available, else CPU + float32).
+
+Shared by everything that runs PyTorch models (the model layer, ``pipeline synth``); imports torch,
+so import it only where a model is about to run.
+"""
 
 from __future__ import annotations
 
