@@ -186,3 +186,25 @@ def test_a_bad_cursor_is_a_400_with_a_message(settings: Settings, bad: str) -> N
         assert 'name="q" value="ann"' in response.text
     both = client.get("/search", params={"q": "ann", "after": "p1.2", "before": "p3.4"})
     assert both.status_code == 400 and "not both" in both.text
+
+
+def test_a_second_busier_than_a_read_is_read_whole(settings: Settings) -> None:
+    settings.web_page_size = 2  # a side is read 14 rows at a time; this second holds 40 matches
+    busy = [(BASE + 500 + 0.99 - n / 100, None, n % 2 == 0, ["Ann"] if n % 3 else []) for n in range(40)]
+    ids = _add(settings, busy)
+    found = {i: BASE + 500 for i, (_, _, named, texts) in zip(ids, busy, strict=True) if named or texts}
+    client = _client(settings)
+    pages = _walk_older(client, "/search?q=ann")
+    assert [i for p in pages for i in p] == _newest_first(found)
+    newer = f"/search?q=ann&after={_position(found, pages[-2][-1])}"  # the last page's own URL
+    back = []
+    while newer is not None:
+        ids, _, newer = _get(client, newer)
+        back.append(ids)
+    assert back == pages[::-1]  # the last page, then newer through the busy second: the same pages
+
+
+def _position(found: dict[int, int], photo_id: int) -> str:
+    from pipeline.web.search_stream import EPOCH_OFFSET, Position
+
+    return Position(found[photo_id] + EPOCH_OFFSET, photo_id).token()
