@@ -1,9 +1,12 @@
 """Benchmark the `faces` pipeline end to end against a plain loop with the same model.
 
     python bench/bench_faces.py [--n 200] [--latency-n 30] [--out bench/out/faces.json]
+    python bench/bench_faces.py --backlog [--n 10000] [--out bench/out/faces-backlog.json]
 
 1. Generates N photos with faces (the public-domain sample people, varied crops/flips/pairs).
-2. Plain loop: decode + detect + match + caption for each file in one Python process.
+2. Plain loop: decode + detect + match + caption for each file in one Python process, with
+   the same face model (its close-up pass included); wall-clock photos/s and CPU seconds per
+   photo of that process (all its threads).
 3. Pipeline throughput: `pipeline run` (embedded Redis, one worker, watcher, SQLite) on an empty
    folder; all N files are dropped at once; photos/s = N / (last row done - first file dropped).
 4. Drop-to-row latency: photos dropped one per second; latency = ``photos.done_at`` minus the
@@ -11,7 +14,16 @@
 5. Peak resident memory of each process (pipeline run, Celery worker main and pool child,
    redis-server), sampled every 0.2 s.
 
-Prints the figures and writes them as JSON. Not a test: nothing is asserted.
+With ``--backlog`` steps 3-4 are replaced by a backlog drain: all N files are registered as
+``queued`` rows first (the pipeline's own ingestor, files outside the watched folder), then
+`pipeline run` starts, sends the backlog and drains it; the rate is timed from the first row done
+to the last ((N - 1) / span), against the plain loop over the same files.
+
+Every pipeline run also reports the CPU seconds per photo of the pipeline's processes (`pipeline
+run` with the watcher and dispatcher, the Celery worker main and pool children, redis-server:
+user + system time over the process tree, children that exited included) next to the plain
+loop's, so the overhead can be read on a busy machine where the wall-clock ratio moves with the
+load. Prints the figures and writes them as JSON. Not a test: nothing is asserted.
 """
 
 from __future__ import annotations
@@ -27,8 +39,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -62,8 +77,9 @@ def make_photos(folder: Path, n: int, seed: int = 0) -> list[Path]:
     return paths
 
 
-def plain_loop(paths: list[Path], refs: list[Path]) -> float:
-    """Photos/s of decode + detect + match + caption in a plain loop (same model, same files)."""
+def plain_loop(paths: list[Path], refs: list[Path]) -> tuple[float, float]:
+    """(photos/s, CPU seconds per photo) of decode + detect + match + caption in a plain loop
+    (same model, same files, the close-up pass included as in the worker)."""
     from pipeline.photos.decode import decode_photo
     from pipeline.profiles.sentences import people_caption
     from pipeline.recognition.faces import get_face_model
@@ -72,7 +88,7 @@ def plain_loop(paths: list[Path], refs: list[Path]) -> float:
     model = get_face_model()
     ref_embs = np.stack([model.detect(np.asarray(decode_photo(r, 10**9).image))[0].embedding for r in refs])
     names = {1: "Eileen", 2: "Grace"}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for path in paths:
         photo = decode_photo(path, 120_000_000)
         faces = model.detect(np.asarray(photo.image))
@@ -84,7 +100,33 @@ def plain_loop(paths: list[Path], refs: list[Path]) -> float:
             )
         else:
             people_caption([], 0)
-    return len(paths) / (time.perf_counter() - start)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return len(paths) / wall, cpu / len(paths)
+
+
+def tree_cpu(root_pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far per role by the process tree under ``root_pid``.
+
+    A process's ``children_*`` times hold the children it has reaped (a recycled pool child, for
+    instance), so the difference of two calls counts every process that ran in between, also
+    one that exited; they are added to the role of the process that reaped them.
+    """
+    root = psutil.Process(root_pid)
+    out: dict[str, float] = {}
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            t = proc.cpu_times()
+            role = MemorySampler.role(proc, root)
+        except psutil.Error:
+            continue
+        out[role] = out.get(role, 0.0) + t.user + t.system + t.children_user + t.children_system
+    return out
+
+
+def cpu_between(before: dict[str, float], after: dict[str, float], photos: int) -> dict[str, float]:
+    """CPU seconds per photo per role between two :func:`tree_cpu` readings, and ``total``."""
+    roles = {role: (after.get(role, 0.0) - before.get(role, 0.0)) / max(1, photos) for role in after}
+    return {**{k: round(v, 4) for k, v in sorted(roles.items())}, "total": round(sum(roles.values()), 4)}
 
 
 class MemorySampler(threading.Thread):
@@ -126,9 +168,14 @@ class MemorySampler(threading.Thread):
 def _done_times(db: Path) -> dict[str, float]:
     import sqlite3
 
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return {}
     try:
         rows = conn.execute("SELECT path, done_at FROM photos WHERE state IN ('done', 'failed')").fetchall()
+    except sqlite3.Error:  # not created yet
+        return {}
     finally:
         conn.close()
     from datetime import datetime
@@ -142,10 +189,22 @@ def _done_times(db: Path) -> dict[str, float]:
     return out
 
 
+@dataclass
+class Run:
+    """What one `pipeline run` measured."""
+
+    done: dict[str, float]  # file name -> done_at (epoch seconds)
+    dropped: dict[str, float]  # file name -> when it was dropped (empty for a backlog)
+    peaks: dict[str, float]  # role -> peak RSS, MiB
+    cpu_per_photo: dict[str, float]  # role -> CPU s per photo (and "total"), over the timed rows
+
+
 def pipeline_run(
-    data: Path, album: Path, drop: callable, expected: int, timeout: float
-) -> tuple[dict[str, float], dict[str, float], float]:  # type: ignore[valid-type]
-    """Start `pipeline run`, call drop(), wait for `expected` rows; returns (done times, drop times, peaks)."""
+    data: Path, album: Path, drop: Callable[[], dict[str, float]], expected: int, timeout: float, backlog: bool = False
+) -> Run:
+    """Start `pipeline run` on ``album``, wait for start-up, call ``drop()``, wait for ``expected``
+    rows. CPU is counted from the drop to the last row, or for a backlog (rows queued before the
+    start) from the first row done to the last, per photo finished in that window."""
     env = dict(os.environ, PIPELINE_DATA_DIR=str(data))
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "run", str(album)],
@@ -155,20 +214,52 @@ def pipeline_run(
     )
     sampler = MemorySampler(proc.pid)
     sampler.start()
+    db = data / "pipeline.db"
     try:
-        time.sleep(6)  # worker start-up is not part of the measurement
-        dropped = drop()
+        if backlog:
+            done: dict[str, float] = {}
+            while not done and proc.poll() is None:
+                time.sleep(0.05)
+                done = _done_times(db)
+            before, first_count = tree_cpu(proc.pid), len(done)
+            dropped: dict[str, float] = {}
+        else:
+            time.sleep(6)  # worker start-up is not part of the measurement
+            before, first_count = tree_cpu(proc.pid), 0
+            dropped = drop()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            done = _done_times(data / "pipeline.db")
+            done = _done_times(db)
             if len(done) >= expected:
                 break
             time.sleep(0.2)
-        return done, dropped, sampler.peaks  # type: ignore[return-value]
+        cpu = cpu_between(before, tree_cpu(proc.pid), len(done) - first_count)
+        return Run(done, dropped, dict(sampler.peaks), cpu)
     finally:
         sampler.stop_event.set()
         proc.send_signal(signal.SIGINT)
         proc.wait(60)
+
+
+def register_backlog(data: Path, paths: list[Path]) -> list[int]:
+    """Register ``paths`` as ``queued`` rows in the data directory's database, as a first import
+    does (the pipeline's ingestor, batches of 64), without sending them anywhere."""
+    from pipeline.ingest.ingestor import Ingestor
+
+    url = f"sqlite:///{data / 'pipeline.db'}"
+    ingestor = Ingestor(sender=None, db_url=url)
+    ids: list[int] = []
+    for start in range(0, len(paths), 64):
+        ids += ingestor.files_ready(paths[start : start + 64])
+    return ids
+
+
+def _cpu_line(label: str, cpu: dict[str, float], plain_cpu: float) -> str:
+    roles = ", ".join(f"{role} {1000 * v:.1f}" for role, v in cpu.items() if role != "total")
+    return (
+        f"  {label} CPU per photo: {1000 * cpu['total']:.1f} ms = {100 * cpu['total'] / plain_cpu:.0f}% of the "
+        f"plain loop's {1000 * plain_cpu:.1f} ms ({roles})"
+    )
 
 
 def main() -> None:
@@ -176,18 +267,21 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--latency-n", type=int, default=30)
     parser.add_argument("--rate", type=float, default=1.0, help="photos per second in the latency run")
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "faces.json")
+    parser.add_argument("--backlog", action="store_true", help="time the drain of N queued photos instead")
+    parser.add_argument("--out", type=Path, default=None, help="default bench/out/faces[-backlog].json")
     args = parser.parse_args()
+    out = args.out or REPO / "bench" / "out" / ("faces-backlog.json" if args.backlog else "faces.json")
     from pipeline.datasets import sample_album as sample
 
     work = Path(tempfile.mkdtemp(prefix="bench-faces-"))
     source = work / "source"
     paths = make_photos(source, args.n)
     refs = sample.build_sample_album(work / "sample-album", work / "refs")
-    results: dict[str, object] = {"n": args.n, "cpu_count": os.cpu_count()}
+    results: dict[str, Any] = {"n": args.n, "cpu_count": os.cpu_count(), "load_average_at_start": os.getloadavg()}
 
-    results["plain_loop_photos_per_s"] = plain_loop(paths, list(refs.values()))
-    print(f"plain loop: {results['plain_loop_photos_per_s']:.2f} photos/s")
+    plain_rate, plain_cpu = plain_loop(paths, list(refs.values()))
+    results["plain_loop_photos_per_s"], results["plain_loop_cpu_s_per_photo"] = plain_rate, plain_cpu
+    print(f"plain loop: {plain_rate:.2f} photos/s, {1000 * plain_cpu:.1f} ms CPU per photo")
 
     def setup_data(name: str) -> Path:
         data = work / name
@@ -201,6 +295,31 @@ def main() -> None:
             )
         return data
 
+    if args.backlog:
+        data, album = setup_data("data-backlog"), work / "album-backlog"
+        album.mkdir()
+        queued = register_backlog(data, paths)
+        run = pipeline_run(data, album, dict, len(queued), timeout=max(600, 2 * args.n), backlog=True)
+        finished = sorted(run.done.values())
+        rate = (len(finished) - 1) / (finished[-1] - finished[0])
+        results.update(
+            backlog_rows=len(finished),
+            backlog_photos_per_s=rate,
+            backlog_vs_plain=rate / plain_rate,
+            backlog_cpu_s_per_photo=run.cpu_per_photo,
+            backlog_cpu_vs_plain=run.cpu_per_photo["total"] / plain_cpu,
+            backlog_peak_rss_mib=run.peaks,
+            load_average_at_end=os.getloadavg(),
+        )
+        print(
+            f"backlog drain: {rate:.2f} photos/s ({len(finished)}/{args.n} rows, first to last row) "
+            f"= {100 * rate / plain_rate:.0f}% of the plain loop"
+        )
+        print(_cpu_line("backlog", run.cpu_per_photo, plain_cpu))
+        _write(results, out, run.peaks)
+        shutil.rmtree(work, ignore_errors=True)
+        return
+
     # Throughput: everything dropped at once.
     data, album = setup_data("data-burst"), work / "album-burst"
     album.mkdir()
@@ -212,23 +331,27 @@ def main() -> None:
             stamps[path.name] = time.time()
         return stamps
 
-    done, dropped, peaks = pipeline_run(data, album, drop_all, args.n, timeout=600)
+    run = pipeline_run(data, album, drop_all, args.n, timeout=600)
+    done, dropped = run.done, run.dropped
     span = max(done.values()) - min(dropped.values())
     results["pipeline_photos_per_s"] = len(done) / span
     finished = sorted(done.values())
     results["burst_first_row_s"] = finished[0] - min(dropped.values())
     lo, hi = finished[len(finished) // 10], finished[(9 * len(finished)) // 10]
     results["pipeline_steady_photos_per_s"] = ((9 * len(finished)) // 10 - len(finished) // 10) / (hi - lo)
-    results["pipeline_vs_plain"] = results["pipeline_photos_per_s"] / results["plain_loop_photos_per_s"]  # type: ignore[operator]
-    results["burst_peak_rss_mib"] = peaks
+    results["pipeline_vs_plain"] = results["pipeline_photos_per_s"] / plain_rate
+    results["burst_cpu_s_per_photo"] = run.cpu_per_photo
+    results["burst_cpu_vs_plain"] = run.cpu_per_photo["total"] / plain_cpu
+    results["burst_peak_rss_mib"] = run.peaks
     print(
         f"pipeline: {results['pipeline_photos_per_s']:.2f} photos/s ({len(done)}/{args.n} rows) "
         f"= {100 * results['pipeline_vs_plain']:.0f}% of the plain loop"
-    )  # type: ignore[operator]
+    )
     print(
         f"  first row after {results['burst_first_row_s']:.2f} s; steady state (10th-90th percentile rows) "
         f"{results['pipeline_steady_photos_per_s']:.2f} photos/s"
     )
+    print(_cpu_line("burst", run.cpu_per_photo, plain_cpu))
 
     # Latency: one photo per second.
     data, album = setup_data("data-latency"), work / "album-latency"
@@ -244,26 +367,28 @@ def main() -> None:
             time.sleep(1.0 / args.rate)
         return stamps
 
-    done, dropped, peaks = pipeline_run(data, album, drop_slowly, args.latency_n, timeout=300)
+    run = pipeline_run(data, album, drop_slowly, args.latency_n, timeout=300)
+    done, dropped = run.done, run.dropped
     latencies = sorted(done[name] - dropped[name] for name in dropped if name in done)
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 100
-    results["latency_s"] = {
-        "n": len(latencies),
-        "p50": statistics.median(latencies),
-        "p95": q[94],
-        "max": latencies[-1],
-    }
-    results["latency_peak_rss_mib"] = peaks
-    lat = results["latency_s"]
+    lat = {"n": len(latencies), "p50": statistics.median(latencies), "p95": q[94], "max": latencies[-1]}
+    results["latency_s"] = lat
+    results["latency_peak_rss_mib"] = run.peaks
+    results["load_average_at_end"] = os.getloadavg()
     print(
         f"drop-to-row latency at {args.rate}/s: p50 {lat['p50']:.2f} s, p95 {lat['p95']:.2f} s, max {lat['max']:.2f} s"
-    )  # type: ignore[index]
+    )
+    _write(results, out, run.peaks)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _write(results: dict[str, Any], out: Path, peaks: dict[str, float]) -> None:
     for role, mib in sorted(peaks.items()):
         print(f"peak RSS {role}: {mib:.0f} MiB")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(f"written {args.out}")
-    shutil.rmtree(work, ignore_errors=True)
+    print(f"load average at start {results['load_average_at_start']}, at end {results['load_average_at_end']}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"written {out}")
 
 
 if __name__ == "__main__":

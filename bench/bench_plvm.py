@@ -13,7 +13,7 @@
    decode (``pipeline.photos.decode.decode_photo``), faces (``FaceModel.detect``), recognition (the
    profile's ``recognition_scores`` = ``engine.recognition_scores_batch`` for all enrolled people),
    describe (the profile's ``describe`` = ``engine.describe`` with the default questions) and db
-   write (``pipeline.tagging.batch._write``: replacing the photo's rows + commit, timed directly rather
+   write (``pipeline.tagging.batch._write``: replacing the batch's rows + commit, timed directly rather
    than by subtraction, so claim/commit-before-models/matching show up separately as "other" =
    whole ``process_photos`` minus the timed stages).
 5. Worker throughput, photos/s, at batch_size 1, 8, 32 with prefix reuse on and off.

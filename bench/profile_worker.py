@@ -9,7 +9,9 @@ enrolls the two sample people, starts ``pipeline run`` on an empty folder under
 waits for N rows, stops. Writes the speedscope profile next to ``--out`` (open it at
 https://www.speedscope.app) and sorts every sample of the Celery pool child (the process that
 runs the model) into one of: decode, detect (YuNet), embed (SFace), match, caption/answers,
-database, Celery/kombu overhead, other; prints the shares and writes them as JSON.
+database, Celery/kombu overhead, other; prints the shares of the busy samples and writes them as
+JSON. Waits and the start-up (the model warm-up thread, module imports) are counted apart.
+``--summarise FILE`` re-reads a recorded ``.collapsed.txt`` instead of running anything.
 """
 
 from __future__ import annotations
@@ -49,14 +51,21 @@ CATEGORIES: list[tuple[str, str]] = [
 ]
 
 
-# Innermost frames that mean the thread waits (py-spy's idle filter misses some): not CPU time.
-WAITS = ("Condition.wait", "Event.wait", "select (", "poll (", "_recv (", "recv_bytes", "sleep (", "acquire (")
+# Innermost functions that mean the thread waits (py-spy's idle filter misses some, and on a busy
+# machine a thread woken but not yet running counts as active): not the per-photo path.
+WAITS = ("Condition.wait", "Event.wait", "select", "poll", "_recv", "recv_bytes", "sleep", "acquire")
+# Frames of a process's start-up: the worker's model warm-up thread and module imports (the
+# profile records from the start; their samples are counted apart, as waits are).
+START_UP = ("workers/celery_app.py", "_find_and_load (")
 
 
 def category(stack: str) -> str:
     frames = stack.split(";")
-    if any(frames[-1].startswith(w) or f" {w}" in frames[-1] for w in WAITS):
+    innermost = frames[-1].split(" (", 1)[0]
+    if any(innermost == w or innermost.endswith(f".{w}") for w in WAITS):
         return "waiting"
+    if any(needle in frame for frame in frames for needle in START_UP):
+        return "start-up"
     for frame in reversed(frames):  # innermost first
         for name, needle in CATEGORIES:
             if needle in frame:
@@ -90,10 +99,10 @@ def summarise(collapsed: Path) -> dict[str, dict[str, float]]:
         per_process.setdefault(process_label(chain), Counter())[category(stack)] += int(count)
     out = {}
     for root, counts in per_process.items():
-        waiting = counts.pop("waiting", 0)
+        waiting, start_up = counts.pop("waiting", 0), counts.pop("start-up", 0)
         total = sum(counts.values())
         shares = {k: round(v / max(1, total), 3) for k, v in counts.most_common()}
-        out[root] = {"busy_samples": total, "waiting_samples": waiting, **shares}
+        out[root] = {"busy_samples": total, "waiting_samples": waiting, "start_up_samples": start_up, **shares}
     return out
 
 
@@ -109,7 +118,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "profile_worker.json")
+    parser.add_argument("--summarise", type=Path, default=None, help="a recorded .collapsed.txt to summarise")
     args = parser.parse_args()
+    if args.summarise is not None:
+        for root, row in sorted(summarise(args.summarise).items(), key=lambda kv: -kv[1]["busy_samples"]):
+            print(root, row)
+        return
     from bench_faces import make_photos
 
     from pipeline.datasets import sample_album as sample

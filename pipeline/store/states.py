@@ -24,11 +24,11 @@ Rules every transition follows:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import ColumnElement, CursorResult, and_, insert, or_, update
+from sqlalchemy import ColumnElement, CursorResult, Table, and_, bindparam, insert, or_, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Executable
 from sqlmodel import Session, col, select
@@ -41,8 +41,11 @@ __all__ = [
     "PhotoState",
     "WorkKind",
     "claim",
+    "claim_fresh",
+    "Measured",
     "fail",
     "finish",
+    "finish_many",
     "mark_missing",
     "insert_new_photos",
     "new_photo",
@@ -82,6 +85,22 @@ def _run(db: Db, statement: Executable) -> int:
 def _ids(db: Db, where: ColumnElement[bool]) -> list[int]:
     statement = select(col(Photo.id)).where(where).order_by(col(Photo.id))
     return [int(pid) for pid in db.execute(statement).scalars().all() if pid is not None]
+
+
+def _photos() -> Table:
+    """The Core ``photos`` table (set-based statements that need RETURNING or executemany)."""
+    return cast(Table, Photo.__table__)  # type: ignore[attr-defined]  # SQLModel sets it on table models
+
+
+def _changed_ids(db: Db, photo_ids: Iterable[int], where: ColumnElement[bool], values: dict[str, Any]) -> list[int]:
+    """One UPDATE of the photos among ``photo_ids`` that match ``where``, RETURNING their ids
+    (sorted): set-based transitions that must say which rows they changed, in one statement."""
+    wanted = list(dict.fromkeys(photo_ids))
+    if not wanted:
+        return []
+    table = _photos()
+    statement = update(table).where(table.c.id.in_(wanted), where).values(**values).returning(table.c.id)
+    return sorted(int(pid) for pid in db.execute(statement).scalars().all())
 
 
 def _clip(reason: str) -> str:
@@ -215,12 +234,51 @@ def claim(db: Db, photo_id: int, task_id: str, stale_before: datetime, owner: st
     )
 
 
+def claim_fresh(db: Db, photo_ids: Iterable[int], task_id: str, owner: str | None = None) -> list[int]:
+    """Take, in one UPDATE, every photo among ``photo_ids`` that is ``queued`` and was never
+    tried (``attempts = 0``): ``queued`` → ``processing``, ``attempts = 1``, claimed by
+    ``task_id`` run by process ``owner``. Returns the ids taken, in id order.
+
+    A worker's batch path: photos tried before (a redelivered message, a claim the sweeper took
+    back) are left alone for :func:`claim`, one at a time, so a photo that killed its worker
+    runs alone and takes no other photo's attempt with it.
+    """
+    table = _photos()
+    return _changed_ids(
+        db,
+        photo_ids,
+        and_(table.c.state == PhotoState.QUEUED.value, table.c.attempts == 0),
+        {
+            "state": PhotoState.PROCESSING.value,
+            "attempts": 1,
+            "claimed_by": task_id,
+            "claimed_owner": owner,
+            "claimed_at": utcnow(),
+        },
+    )
+
+
 def _claimed_by(photo_id: int, task_id: str) -> ColumnElement[bool]:
     return and_(
         col(Photo.id) == photo_id,
         col(Photo.state) == PhotoState.PROCESSING.value,
         col(Photo.claimed_by) == task_id,
     )
+
+
+def _done(profile: str, model_version: str, enrolment_version: int | None) -> dict[str, Any]:
+    """The columns a finished photo gets: ``done``, what its results were computed with, no claim."""
+    return {
+        "state": PhotoState.DONE.value,
+        "work": WorkKind.TAG.value,
+        "error": None,
+        "profile": profile,
+        "model_version": model_version,
+        "enrolment_version": enrolment_version,
+        "done_at": utcnow(),
+        "claimed_by": None,
+        "claimed_owner": None,
+    }
 
 
 def finish(
@@ -234,20 +292,55 @@ def finish(
             db,
             update(Photo)
             .where(_claimed_by(photo_id, task_id))
-            .values(
-                state=PhotoState.DONE.value,
-                work=WorkKind.TAG.value,
-                error=None,
-                profile=profile,
-                model_version=model_version,
-                enrolment_version=enrolment_version,
-                done_at=utcnow(),
-                claimed_by=None,
-                claimed_owner=None,
-            ),
+            .values(**_done(profile, model_version, enrolment_version)),
         )
         == 1
     )
+
+
+class Measured(NamedTuple):
+    """What decoding a photo found: the upright image's size in pixels and when it was taken
+    (EXIF, timezone-aware UTC, or None)."""
+
+    width: int
+    height: int
+    taken_at: datetime | None
+
+
+def finish_many(
+    db: Db,
+    photo_ids: Iterable[int],
+    task_id: str,
+    *,
+    profile: str,
+    model_version: str,
+    enrolment_version: int | None,
+    measured: Mapping[int, Measured] | None = None,
+) -> list[int]:
+    """:func:`finish` for a batch in one UPDATE: every photo among ``photo_ids`` that task
+    ``task_id`` still holds → ``done``; returns the ids finished, in id order (the others' claim
+    was lost: the caller must not write their results). ``measured`` (photo id → size and time
+    found by decoding it) is stored on the finished photos in one more statement."""
+    table = _photos()
+    finished = _changed_ids(
+        db,
+        photo_ids,
+        and_(table.c.state == PhotoState.PROCESSING.value, table.c.claimed_by == task_id),
+        _done(profile, model_version, enrolment_version),
+    )
+    facts = [
+        {"photo": pid, "new_width": m.width, "new_height": m.height, "new_taken_at": m.taken_at}
+        for pid in finished
+        if (m := (measured or {}).get(pid)) is not None
+    ]
+    if facts:
+        db.execute(
+            update(table)
+            .where(table.c.id == bindparam("photo"))
+            .values(width=bindparam("new_width"), height=bindparam("new_height"), taken_at=bindparam("new_taken_at")),
+            facts,
+        )
+    return finished
 
 
 def fail(db: Db, photo_id: int, task_id: str, reason: str) -> bool:

@@ -1,10 +1,13 @@
 """Tagging: photo ids in, rows in the database out, whatever the profile.
 
-A worker task calls :func:`process_photos`. For each photo it claims the row (state
-``processing``, ``attempts + 1``, committed before any model runs), then either tags it (decode,
-detect faces, match, describe) or re-matches it (``work = rematch``: stored face embeddings
-against the current people, then redo what depends on the people present). Results replace the
-photo's earlier results for the same model version, so running a task twice changes nothing.
+A worker task calls :func:`process_photos`. It claims the rows (state
+``processing``, ``attempts + 1``, committed before any model runs: the never-tried photos of the
+task in one statement), then either tags each (decode, detect faces, match, describe) or
+re-matches it (``work = rematch``: stored face embeddings against the current people, then redo
+what depends on the people present). Results replace the photos' earlier results for the same
+model version, so running a task twice changes nothing; a batch's results, its state changes and
+its cluster join are written in one transaction (photo by photo when that fails, so one bad
+photo fails alone).
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import delete, update
-from sqlmodel import Session, col, select
+from sqlalchemy import Table, bindparam, delete, insert, update
+from sqlmodel import Session, SQLModel, col, select
 
 from pipeline.config import Settings
 from pipeline.people.index import load_people_index
@@ -31,7 +34,7 @@ from pipeline.recognition.fusion import fused_scores
 from pipeline.store import states
 from pipeline.store.claim_owner import Heartbeat, this_process
 from pipeline.store.models import Answer, Caption, Face, PersonScore, Photo, utcnow
-from pipeline.store.states import PhotoState, WorkKind
+from pipeline.store.states import Measured, PhotoState, WorkKind
 from pipeline.store.storage_full import StorageBackoff, is_storage_full
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,7 @@ class Item:
     work: str
     image: Image.Image | None = None
     width: int = 0  # pixels of the upright image (boxes are relative to it)
+    measured: Measured | None = None  # decoded for tagging here: size and time, stored with the results
     faces: list[FaceData] = field(default_factory=list)
     evidence: np.ndarray | None = None  # (P,) the profile's recognition evidence per enrolled person
 
@@ -99,9 +103,24 @@ def claim(session: Session, photo_id: int, task_id: str, settings: Settings) -> 
     return before, redelivered
 
 
-def _finish_failed(session: Session, photo: Photo, task_id: str, reason: str) -> None:
-    assert photo.id is not None
-    states.fail(session, photo.id, task_id, reason)
+def claim_batch(session: Session, photo_ids: list[int], task_id: str) -> list[Photo]:
+    """Take every never-tried ``queued`` photo among ``photo_ids`` in one statement and one
+    commit (:func:`pipeline.store.states.claim_fresh`); returns their rows in the order of
+    ``photo_ids``. The others (tried before, or not queued) are left for :func:`claim`."""
+    ids = states.claim_fresh(session, photo_ids, task_id, owner=this_process())
+    rows: list[Photo] = []
+    if ids:  # populate_existing: a row loaded in an earlier round must not keep its old work
+        query = select(Photo).where(col(Photo.id).in_(ids)).execution_options(populate_existing=True)
+        rows = list(session.exec(query).all())
+    session.commit()
+    order = {pid: i for i, pid in enumerate(photo_ids)}
+    return sorted(rows, key=lambda p: order[p.id or 0])
+
+
+def _finish_failed(session: Session, photo: Photo | Item, task_id: str, reason: str) -> None:
+    photo_id = photo.photo_id if isinstance(photo, Item) else photo.id
+    assert photo_id is not None
+    states.fail(session, photo_id, task_id, reason)
     session.commit()
     log.warning("photo %s failed: %s", photo.path, reason)
 
@@ -129,10 +148,8 @@ def _load_item(session: Session, photo: Photo, settings: Settings, profile: Prof
     if rematch:
         item.faces = [_face_from_row(f, embedding_from_bytes(f.embedding)) for f in stored]
         return item
-    photo.width, photo.height, photo.taken_at = decoded.width, decoded.height, decoded.taken_at
     item.width = decoded.width
-    session.add(photo)
-    session.commit()
+    item.measured = Measured(decoded.width, decoded.height, decoded.taken_at)  # written with the results
     detected = get_face_model().detect(np.asarray(decoded.image))
     item.faces = [FaceData(box=d.box, det_score=float(d.score), embedding=d.embedding) for d in detected]
     return item
@@ -198,84 +215,136 @@ def _scene(item: Item, index: PeopleIndex) -> Scene:
     return Scene(image=item.image, present=present, n_unknown=sum(f.person_id is None for f in item.faces))
 
 
-def _write(session: Session, item: Item, desc: Description, index: PeopleIndex, profile: Profile, task_id: str) -> bool:
-    """Replace this photo's results for this model version; returns False if the claim was lost."""
+def _write(
+    session: Session, done: list[tuple[Item, Description]], index: PeopleIndex, profile: Profile, task_id: str
+) -> list[int]:
+    """Replace these photos' results for this model version, let their new unknown faces join
+    clusters, and commit, all in one transaction; returns the ids written (a photo whose claim
+    was lost is left alone). If the cluster join fails, it is logged and the results are written
+    without it (the faces wait for the next `pipeline clusters`)."""
+    from pipeline.people.clusters import assign_new_faces
+
+    for join in (True, False):
+        written = _write_rows(session, done, index, profile, task_id)
+        if join and written:
+            try:
+                assign_new_faces(session, written)
+            except Exception as exc:
+                if _is_transient(exc):
+                    raise
+                session.rollback()
+                log.exception("joining the unknown faces of photos %s to clusters", written)
+                continue
+        session.commit()
+        return written
+    raise AssertionError("unreachable: the second round does not join")
+
+
+def _write_rows(
+    session: Session, done: list[tuple[Item, Description]], index: PeopleIndex, profile: Profile, task_id: str
+) -> list[int]:
+    """The statements of :func:`_write` without the join and the commit: one per table and kind
+    for the whole batch (Core, no ORM objects). Returns the ids whose claim this task held."""
     from pipeline.recognition.faces import embedding_to_bytes
 
     version = profile.model_version
-    owned = states.finish(
-        session,
-        item.photo_id,
-        task_id,
-        profile=profile.name,
-        model_version=version,
-        enrolment_version=index.version,
-    )
-    if not owned:
-        session.rollback()
-        return False
-    if item.work == WorkKind.REMATCH:
-        for face in item.faces:
-            session.execute(
-                update(Face)
-                .where(col(Face.id) == face.row_id)
-                .values(person_id=face.person_id, match_score=face.match_score, evidence_score=face.evidence_score)
-            )
-    else:
-        session.execute(delete(Face).where(col(Face.photo_id) == item.photo_id))
-        for idx, face in enumerate(item.faces):
-            x, y, w, h = face.box
-            session.add(
-                Face(
-                    photo_id=item.photo_id,
-                    idx=idx,
-                    x=x,
-                    y=y,
-                    w=w,
-                    h=h,
-                    det_score=face.det_score,
-                    embedding=embedding_to_bytes(face.embedding),
-                    person_id=face.person_id,
-                    match_score=face.match_score,
-                    evidence_score=face.evidence_score,
-                )
-            )
-    if item.evidence is not None:
-        session.execute(
-            delete(PersonScore).where(
-                col(PersonScore.photo_id) == item.photo_id, col(PersonScore.model_version) == version
-            )
-        )
-        for person, score in zip(index.people, item.evidence, strict=True):
-            session.add(
-                PersonScore(photo_id=item.photo_id, person_id=person.id, model_version=version, score=float(score))
-            )
-    session.execute(
-        delete(Caption).where(col(Caption.photo_id) == item.photo_id, col(Caption.model_version) == version)
-    )
-    session.execute(delete(Answer).where(col(Answer.photo_id) == item.photo_id, col(Answer.model_version) == version))
-    session.add(
-        Caption(
-            photo_id=item.photo_id,
-            text=desc.caption,
+    owned = set(
+        states.finish_many(
+            session,
+            [it.photo_id for it, _ in done],
+            task_id,
             profile=profile.name,
             model_version=version,
             enrolment_version=index.version,
+            measured={it.photo_id: it.measured for it, _ in done if it.measured is not None},
         )
     )
-    for question, text in desc.answers.items():
-        session.add(
-            Answer(
-                photo_id=item.photo_id,
-                question=question,
-                text=text,
-                profile=profile.name,
-                model_version=version,
-                enrolment_version=index.version,
+    mine = [(it, desc) for it, desc in done if it.photo_id in owned]
+    if not mine:
+        return []
+    ids = [it.photo_id for it, _ in mine]
+    now = utcnow()
+    faces = _table(Face)
+    tagged = [it for it, _ in mine if it.work != WorkKind.REMATCH]
+    if tagged:
+        session.execute(delete(faces).where(faces.c.photo_id.in_([it.photo_id for it in tagged])))
+        face_rows = [
+            {
+                "photo_id": it.photo_id,
+                "idx": idx,
+                "x": face.box[0],
+                "y": face.box[1],
+                "w": face.box[2],
+                "h": face.box[3],
+                "det_score": face.det_score,
+                "embedding": embedding_to_bytes(face.embedding),
+                "person_id": face.person_id,
+                "match_score": face.match_score,
+                "evidence_score": face.evidence_score,
+                "user_set": False,
+            }
+            for it in tagged
+            for idx, face in enumerate(it.faces)
+        ]
+        if face_rows:
+            session.execute(insert(faces), face_rows)
+    renamed = [
+        {"face_id": f.row_id, "new_person": f.person_id, "new_match": f.match_score, "new_evidence": f.evidence_score}
+        for it, _ in mine
+        if it.work == WorkKind.REMATCH
+        for f in it.faces
+    ]
+    if renamed:
+        session.execute(
+            update(faces)
+            .where(faces.c.id == bindparam("face_id"))
+            .values(
+                person_id=bindparam("new_person"),
+                match_score=bindparam("new_match"),
+                evidence_score=bindparam("new_evidence"),
+            ),
+            renamed,
+        )
+    with_evidence = [it for it, _ in mine if it.evidence is not None]
+    if with_evidence:
+        scores = _table(PersonScore)
+        session.execute(
+            delete(scores).where(
+                scores.c.photo_id.in_([it.photo_id for it in with_evidence]), scores.c.model_version == version
             )
         )
-    session.commit()
-    return True
+        session.execute(
+            insert(scores),
+            [
+                {
+                    "photo_id": it.photo_id,
+                    "person_id": p.id,
+                    "model_version": version,
+                    "score": float(score),
+                    "created_at": now,
+                }
+                for it in with_evidence
+                for p, score in zip(index.people, it.evidence if it.evidence is not None else [], strict=True)
+            ],
+        )
+    stamp = {"profile": profile.name, "model_version": version, "enrolment_version": index.version, "created_at": now}
+    captions, answers = _table(Caption), _table(Answer)
+    session.execute(delete(captions).where(captions.c.photo_id.in_(ids), captions.c.model_version == version))
+    session.execute(delete(answers).where(answers.c.photo_id.in_(ids), answers.c.model_version == version))
+    session.execute(insert(captions), [{"photo_id": it.photo_id, "text": desc.caption, **stamp} for it, desc in mine])
+    answer_rows = [
+        {"photo_id": it.photo_id, "question": question, "text": text, **stamp}
+        for it, desc in mine
+        for question, text in desc.answers.items()
+    ]
+    if answer_rows:
+        session.execute(insert(answers), answer_rows)
+    return ids
+
+
+def _table(model: type[SQLModel]) -> Table:
+    """The Core table of a SQLModel table model."""
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]  # SQLModel sets it on table models
 
 
 def _process_chunk(
@@ -346,24 +415,37 @@ def _process_chunk(
         _finish_failed(session, only, task_id, _reason(exc))
         outcome.failed.append(items[0].photo_id)
         return
-    written: list[int] = []
-    for it, desc in zip(items, descriptions, strict=True):
-        try:
-            owned = _write(session, it, desc, index, profile, task_id)
-        except Exception as exc:  # this photo's rows could not be written: fail it, write the others
-            if _is_transient(exc):
-                raise
-            log.exception("writing the results of photo %s", it.path)
-            session.rollback()
-            only = session.get(Photo, it.photo_id)
-            assert only is not None
-            _finish_failed(session, only, task_id, f"could not write the results: {_reason(exc)}")
-            outcome.failed.append(it.photo_id)
-            continue
-        (outcome.done if owned else outcome.skipped).append(it.photo_id)
-        if owned:
-            written.append(it.photo_id)
-    _join_clusters(session, written)
+    _write_isolated(session, list(zip(items, descriptions, strict=True)), index, profile, task_id, outcome)
+
+
+def _write_isolated(
+    session: Session,
+    done: list[tuple[Item, Description]],
+    index: PeopleIndex,
+    profile: Profile,
+    task_id: str,
+    outcome: Outcome,
+) -> None:
+    """:func:`_write` for the batch; if that fails, each photo alone, so that a photo whose rows
+    cannot be written ends ``failed`` with the reason and the others are written."""
+    try:
+        written = _write(session, done, index, profile, task_id)
+    except Exception as exc:
+        if _is_transient(exc):
+            raise
+        session.rollback()
+        if len(done) > 1:
+            log.warning("writing a batch of %d failed (%s); writing photo by photo", len(done), _reason(exc))
+            for one in done:
+                _write_isolated(session, [one], index, profile, task_id, outcome)
+            return
+        item = done[0][0]
+        log.exception("writing the results of photo %s", item.path)
+        _finish_failed(session, item, task_id, f"could not write the results: {_reason(exc)}")
+        outcome.failed.append(item.photo_id)
+        return
+    outcome.done.extend(written)
+    outcome.skipped.extend(it.photo_id for it, _ in done if it.photo_id not in written)
 
 
 class ProfileResultError(RuntimeError):
@@ -390,21 +472,6 @@ def _is_transient(exc: BaseException) -> bool:
     return is_storage_full(exc) or isinstance(exc, (OperationalError, DatabaseGoneError))
 
 
-def _join_clusters(session: Session, photo_ids: list[int]) -> None:
-    """New unknown faces of these photos join their nearest cluster (milliseconds); a failure
-    here is logged and leaves the faces for the next `pipeline clusters`."""
-    from pipeline.people.clusters import assign_new_faces
-
-    if not photo_ids:
-        return
-    try:
-        assign_new_faces(session, photo_ids)
-        session.commit()
-    except Exception:
-        session.rollback()
-        log.exception("joining the unknown faces of photos %s to clusters", photo_ids)
-
-
 def warm_up(settings: Settings, db_url: str | None = None) -> None:
     """Load the face model and the configured profile's models in this process now, and open
     its database connection, so the first photo is tagged as fast as the rest. Side effects:
@@ -425,9 +492,10 @@ def warm_up(settings: Settings, db_url: str | None = None) -> None:
 def process_photos(photo_ids: list[int], task_id: str, settings: Settings, db_url: str | None = None) -> Outcome:
     """Tag or re-match these photos (a worker task's body). Side effects: database writes only.
 
-    Normally the whole batch is claimed and run through the profile together; when the task was
-    redelivered (its previous worker died), photos are claimed and run one at a time so the one
-    that killed the worker does not take the others' attempts with it.
+    Photos never tried before are claimed together in one statement and run through the profile
+    and written together (one transaction per ``batch_size``); photos tried before (the task was
+    redelivered after its worker died, or the sweeper returned them) are claimed and run one at a
+    time after them, so the one that killed the worker does not take the others' attempts with it.
 
     While the storage is full, claims and results wait with exponential backoff and are tried
     again (the photos stay claimed, their heartbeat goes on). Raises
@@ -446,23 +514,20 @@ def process_photos(photo_ids: list[int], task_id: str, settings: Settings, db_ur
             rounds = 0
             while pending:
                 check_database_file(url)
-                claimed, one_by_one = [], False
-                for pid in pending:
-                    photo, redelivered = _until_room(
+                fresh = _until_room(session, "claiming photos", partial(claim_batch, session, pending, task_id))
+                for start in range(0, len(fresh), settings.batch_size):
+                    _chunk_until_room(
+                        session, fresh[start : start + settings.batch_size], settings, profile, task_id, outcome
+                    )
+                taken = {p.id for p in fresh}
+                for pid in (pid for pid in pending if pid not in taken):
+                    photo, _tried = _until_room(
                         session, "claiming a photo", partial(claim, session, pid, task_id, settings)
                     )
-                    one_by_one |= redelivered
                     if photo is None:
                         outcome.skipped.append(pid)
-                        continue
-                    if one_by_one:
+                    else:  # tried before: alone, so that a photo that kills its worker takes no other down
                         _chunk_until_room(session, [photo], settings, profile, task_id, outcome)
-                    else:
-                        claimed.append(photo)
-                for start in range(0, len(claimed), settings.batch_size):
-                    _chunk_until_room(
-                        session, claimed[start : start + settings.batch_size], settings, profile, task_id, outcome
-                    )
                 pending = _stale_results(session, outcome.done, rounds)
                 rounds += 1
     except Exception as exc:  # a bug outside the per-photo guards: no photo stays claimed

@@ -286,3 +286,64 @@ def test_check_constraints_refuse_unknown_values(session: Session, column: str, 
         session.execute(text(f"UPDATE photos SET {column} = :v WHERE id = :id"), {"v": value, "id": photo.id})
         session.commit()
     session.rollback()
+
+
+def test_claim_fresh_takes_only_never_tried_queued_photos_in_one_statement(session: Session) -> None:
+    fresh = [_photo(session, PhotoState.QUEUED) for _ in range(3)]
+    tried = _photo(session, PhotoState.QUEUED, attempts=1)  # returned by the sweeper: claimed alone
+    others = [_photo(session, start) for start in ALL if start is not PhotoState.QUEUED]
+    wanted = [_id(p) for p in [*reversed(fresh), tried, *others]] + [999_999]
+    taken = states.claim_fresh(session, wanted, "t1", owner="host/1/2")
+    assert taken == sorted(_id(p) for p in fresh)
+    for photo in fresh:
+        _reload(session, photo)
+        assert (photo.state, photo.attempts, photo.claimed_by, photo.claimed_owner) == (
+            "processing",
+            1,
+            "t1",
+            "host/1/2",
+        )
+        assert photo.claimed_at is not None
+    assert (_reload(session, tried).state, tried.attempts) == ("queued", 1)
+    for photo, start in zip(others, [s for s in ALL if s is not PhotoState.QUEUED], strict=True):
+        assert _reload(session, photo).state == start and photo.claimed_by != "t1"
+    assert states.claim_fresh(session, wanted, "t2") == []  # taken already: nothing changes
+    assert states.claim_fresh(session, [], "t2") == []
+
+
+def test_finish_many_finishes_only_own_claims_and_stores_what_decoding_found(session: Session) -> None:
+    mine = [_photo(session, PhotoState.PROCESSING) for _ in range(3)]  # claimed by t0
+    other = _photo(session, PhotoState.PROCESSING, claimed_by="t9")
+    queued = _photo(session, PhotoState.QUEUED)
+    taken = datetime(2020, 5, 17, 10, 30, tzinfo=UTC)
+    measured = {_id(mine[0]): states.Measured(640, 480, taken), _id(mine[1]): states.Measured(320, 200, None)}
+    measured[_id(other)] = states.Measured(1, 1, None)
+    finished = states.finish_many(
+        session,
+        [_id(p) for p in [*mine, other, queued]],
+        "t0",
+        profile="faces",
+        model_version="v3",
+        enrolment_version=4,
+        measured=measured,
+    )
+    assert finished == sorted(_id(p) for p in mine)
+    for photo in mine:
+        _reload(session, photo)
+        assert (photo.state, photo.work, photo.model_version, photo.enrolment_version, photo.claimed_by) == (
+            "done",
+            "tag",
+            "v3",
+            4,
+            None,
+        )
+        assert photo.claimed_owner is None and photo.done_at is not None and photo.error is None
+    assert (mine[0].width, mine[0].height, _aware(mine[0].taken_at)) == (640, 480, taken)
+    assert (mine[1].width, mine[1].height, mine[1].taken_at) == (320, 200, None)
+    assert mine[2].width is None  # nothing measured: left as it was
+    assert (_reload(session, other).state, other.width) == ("processing", None)  # another task's claim
+    assert _reload(session, queued).state == "queued"
+    assert (
+        states.finish_many(session, [_id(p) for p in mine], "t0", profile="f", model_version="v", enrolment_version=1)
+        == []
+    )

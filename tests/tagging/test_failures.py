@@ -15,12 +15,13 @@ from pipeline.config import get_settings
 from pipeline.ingest.ingestor import Ingestor
 from pipeline.people.enrolment import enroll
 from pipeline.people.registry import record_event
-from pipeline.profiles import Profile, get_profile
+from pipeline.profiles import get_profile
 from pipeline.store.db import session_scope, upgrade
 from pipeline.store.models import Photo
 from pipeline.tagging import batch
 from pipeline.tagging.batch import process_photos
 from tests import images
+from tests.tagging.real_profile import RealProfile
 
 
 @pytest.fixture
@@ -60,23 +61,8 @@ def test_corrupt_reference_embedding_fails_every_photo_with_the_reason(photos: l
         assert error is not None and error.startswith("could not load the enrolled people: ValueError")
 
 
-class _Dropping(Profile):
+class _Dropping(RealProfile):
     """The real faces profile, except that ``describe`` loses the last photo's description."""
-
-    def __init__(self, real: Profile) -> None:
-        self.real = real
-        self.name = real.name
-        self.needs_pixels_to_describe = real.needs_pixels_to_describe
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self.real, attr)
-
-    @property
-    def model_version(self) -> str:
-        return self.real.model_version
-
-    def recognition_scores(self, images: Any, people: Any) -> Any:
-        return self.real.recognition_scores(images, people)
 
     def describe(self, scenes: Any, questions: Any) -> Any:
         return self.real.describe(scenes, questions)[:-1]
@@ -93,17 +79,20 @@ def test_profile_returning_too_few_results_fails_the_photos(photos: list[int], m
         assert error == "ProfileResultError: profile 'faces' returned 0 descriptions for 1"
 
 
-def test_error_outside_the_guards_releases_the_claims(photos: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
-    real_claim = batch.claim
-    calls: list[int] = []
+@pytest.mark.parametrize("tried_before", [False, True])
+def test_error_outside_the_guards_releases_the_claims(
+    photos: list[int], monkeypatch: pytest.MonkeyPatch, tried_before: bool
+) -> None:
+    """A bug after claims were committed: never-tried photos (claimed together in one statement)
+    and a photo tried before (claimed and run alone) go back to the queue with the reason."""
+    if tried_before:  # the sweeper returned them: claimed one at a time
+        with session_scope() as session:
+            session.execute(text("UPDATE photos SET attempts = 1"))
 
-    def claim_then_break(session: Any, photo_id: int, task_id: str, settings: Any) -> Any:
-        calls.append(photo_id)
-        if len(calls) == 2:  # the first photo is claimed (committed) when the second one breaks
-            raise KeyError("enrolment bookkeeping")
-        return real_claim(session, photo_id, task_id, settings)
+    def chunk_then_break(*_args: Any) -> None:
+        raise KeyError("enrolment bookkeeping")
 
-    monkeypatch.setattr(batch, "claim", claim_then_break)
+    monkeypatch.setattr(batch, "_process_chunk", chunk_then_break)
     with pytest.raises(KeyError):
         process_photos(photos, "task-bug", get_settings())
     first = _states(photos[:1])[0]
