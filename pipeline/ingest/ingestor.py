@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from pipeline.config import Settings
 from pipeline.ingest.watcher import FolderWatcher
-from pipeline.photos.files import CONTENT_HASH, content_hash, hash_file, sha256_file
+from pipeline.photos.files import CONTENT_HASH, content_hash, hash_file, hash_files, sha256_file
 from pipeline.photos.path_text import path_text
 from pipeline.store import states
 from pipeline.store.models import Photo, os_path
@@ -115,8 +115,9 @@ class Ingestor:
 
         Returns {key: photo id} for the rows inserted, and {key: None} for files that changed
         while they were hashed (not inserted: the watcher reports them again). Keys missing
-        from the answer are the one-file path's business. Each new file is opened once: its
-        size and mtime come from the open file (:func:`hash_file`), not from another ``stat``.
+        from the answer are the one-file path's business. Each new file is read once, the next
+        ones read ahead meanwhile (:func:`hash_files`); its size and mtime come from the open file,
+        not from another ``stat``.
         """
         texts = {key: path_text(key) for key in keys}
         answer: dict[str, int | None] = {}
@@ -128,12 +129,10 @@ class Ingestor:
             wanted = [text for text, _ in texts.values()]
             known = set(connection.execute(select(table.c.path).where(table.c.path.in_(wanted))).scalars())
             hashed = {}
-            for key in keys:
-                if texts[key][0] in known:
-                    continue
-                try:
-                    found = hash_file(key)
-                except OSError:
+            new = [key for key in keys if texts[key][0] not in known]
+            for index, found in hash_files(new):
+                key = new[index]
+                if isinstance(found, OSError):
                     continue  # vanished or unreadable: the one-file path decides and says why
                 if found.steady:
                     hashed[key] = found

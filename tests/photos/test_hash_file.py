@@ -10,7 +10,7 @@ from pathlib import Path
 
 from blake3 import blake3
 
-from pipeline.photos.files import hash_file
+from pipeline.photos.files import hash_file, hash_files
 
 
 def test_hash_file_gives_digest_size_and_mtime_of_a_quiet_file(tmp_path: Path) -> None:
@@ -63,3 +63,25 @@ def test_a_file_appended_to_while_it_is_hashed_is_not_steady(tmp_path: Path) -> 
         writer.join()
     assert not all(seen)
     assert hash_file(path).steady  # quiet again
+
+
+def test_hash_files_reads_ahead_and_keeps_order_and_failures_apart(tmp_path: Path) -> None:
+    sizes = [10, 5 << 20, 0, 300, 9 << 20, *range(1, 70)]  # more files and bytes than the read-ahead window
+    paths: list[str | Path] = []
+    payloads = {}
+    for i, size in enumerate(sizes):
+        path = tmp_path / f"{i}.jpg"
+        payloads[i] = os.urandom(size)
+        path.write_bytes(payloads[i])
+        paths.append(path if i % 2 else str(path))
+    paths.insert(3, tmp_path / "gone.jpg")  # never existed
+    (tmp_path / "folder.jpg").mkdir()
+    paths.insert(40, tmp_path / "folder.jpg")  # cannot be read as a file
+
+    results = list(hash_files(paths))
+
+    assert [index for index, _ in results] == list(range(len(paths)))
+    failed = {index for index, found in results if isinstance(found, OSError)}
+    assert failed == {3, 40}
+    digests = [found.digest for _, found in results if not isinstance(found, OSError)]
+    assert digests == [blake3(payloads[i]).hexdigest() for i in range(len(sizes))]
