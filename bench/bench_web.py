@@ -1,5 +1,5 @@
 """Benchmark the web app's pages on a large album: server time of People, Person (first page),
-Search, and a cached thumbnail.
+Search (first pages, and a name's page 21 reached by its "older" links), and a cached thumbnail.
 
     python bench/bench_web.py [--photos 10000] [--faces-per-photo 3] [--people 50] [--repeat 20]
                               [--database-url URL] [--out bench/out/web.json]
@@ -154,6 +154,20 @@ def timings(client: object, url: str, repeat: int) -> dict[str, float]:
     }
 
 
+def older_link(client: object, url: str, hops: int) -> str:
+    """The Search page reached from ``url`` by following its "older" link ``hops`` times (fewer
+    when the results end sooner): what a deep page costs with the merged stream's cursor."""
+    import re
+
+    get = client.get  # type: ignore[attr-defined]  # a TestClient
+    for _ in range(hops):
+        found = re.search(r'<a href="(/search\?[^"]+)" rel="next">', get(url).text)
+        if found is None:
+            break
+        url = found.group(1).replace("&amp;", "&")
+    return url
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=int, default=10_000)
@@ -201,6 +215,7 @@ def main() -> None:
         "person_first_page": timings(client, f"/people/{biggest}", args.repeat),
         "search_caption": timings(client, "/search?q=beach+dog", args.repeat),
         "search_name": timings(client, f"/search?q={NAMES[0]}", args.repeat),
+        "search_name_page_21": timings(client, older_link(client, f"/search?q={NAMES[0]}", 20), args.repeat),
         "thumbnail_cached": timings(client, f"/media/photos/{real_id}/320.jpg", args.repeat),
     }
     figures = {

@@ -75,6 +75,15 @@ def _page_number(raw: str) -> int | None:
     return int(digits)
 
 
+MAX_PAGE_WALK = 100  # ?page=K without a cursor walks K - 1 pages; deeper pages need the links
+
+
+def _search_problem(request: Request, q: str, problem: str) -> Response:
+    return page(
+        request, "search.html", {"q": q, "results": [], "message": problem, "page": 1, "cursors": {}}, status=400
+    )
+
+
 @router.get("/search")
 def search(
     request: Request,
@@ -83,52 +92,45 @@ def search(
     after: str = Query("", max_length=40),
     before: str = Query("", max_length=40),
 ) -> Response:
-    """Name and caption matches, ``web_page_size`` of each a page (newest first, duplicates shown
-    once). Caption matches page by cursor: "older" continues ``after`` the page's last caption hit
-    and "newer" ends ``before`` its first, one page of work however deep; without a cursor (page 1,
-    or a ``?page=K`` link) they are skipped by count. Each is fetched one past the page so the
-    "older" link appears only when more exist."""
-    from pipeline.store.search import SearchError, search_captions
-    from pipeline.web.queries import PhotoCard
+    """One stream of the photos of the person named ``q`` and the photos whose captions match it
+    (:mod:`pipeline.web.search_stream`), newest first, each photo once, ``web_page_size`` a page.
+    "older" continues ``after`` the page's last photo and "newer" ends ``before`` its first: one
+    page of work however deep. ``page`` is the page's number for display; without a cursor it
+    says where to start (page K walks the K - 1 pages before it, up to ``MAX_PAGE_WALK``). A bad
+    page number or cursor gets a 400 with a message and the form."""
+    from pipeline.web.search_stream import SearchPositionError, page_start, parse_position, search_stream
 
     page_no = _page_number(page_text)
     if page_no is None:
-        problem = f"page must be a whole number from 1 to {MAX_PAGE:,}, not {page_text!r}"
-        return page(request, "search.html", {"q": q, "results": [], "message": problem, "page": 1}, status=400)
-    results: list[PhotoCard] = []
-    message: str | None = None
-    more = False
-    cursors: dict[str, str] = {}
-    if q.strip():
-        size = request.app.state.settings.web_page_size
-        offset = (page_no - 1) * size
-        engine = request.app.state.read_engine
-        with engine.connect() as conn:
-            results, named = queries.search_by_name(conn, q, offset, size)
-        seen = {card.id for card in results}
-        try:
-            if before:  # the page before one the user saw: more follow it
-                hits = search_captions(engine, q, size, before=before)
-                more_captions = True
-            else:
-                hits = search_captions(engine, q, size + 1, offset=0 if after else offset, after=after or None)
-                more_captions = len(hits) > size
-        except SearchError as exc:
-            hits, message, more_captions = [], str(exc), False
-        more = named > offset + size or more_captions
-        hits = hits[:size]
-        if hits:
-            cursors = {"older": hits[-1].cursor, "newer": hits[0].cursor}
-        elif after:  # no caption hit left here: later pages continue from the same place
-            cursors = {"older": after}
-        for hit in hits:
-            if hit.photo_id not in seen:
-                seen.add(hit.photo_id)
-                shot = hit.taken_at or queries.epoch_time(hit.mtime)
-                results.append(PhotoCard(hit.photo_id, queries.file_name(hit.path), shot, caption=hit.caption))
-        if not results and message is None:
-            message = f"nothing found for {q!r}" if page_no == 1 else f"no page {page_no} for {q!r}: fewer results"
-    context = {"q": q, "results": results, "message": message, "page": page_no, "more": more, "cursors": cursors}
+        return _search_problem(request, q, f"page must be a whole number from 1 to {MAX_PAGE:,}, not {page_text!r}")
+    context: dict[str, object] = {"q": q, "results": [], "message": None, "page": page_no, "cursors": {}}
+    if not q.strip():
+        return page(request, "search.html", context)
+    size = request.app.state.settings.web_page_size
+    engine = request.app.state.read_engine
+    try:
+        older_than = parse_position(after) if after else None
+        newer_than = parse_position(before) if before else None
+        if older_than is None and newer_than is None and page_no > 1:
+            if page_no > MAX_PAGE_WALK:
+                problem = f"page {page_no} is too deep to find by number (up to {MAX_PAGE_WALK}); use the older links"
+                return _search_problem(request, q, problem)
+            reached, older_than = page_start(engine, q, size, page_no)
+            if not reached:
+                context["message"] = f"no page {page_no} for {q!r}: fewer results"
+                return page(request, "search.html", context)
+        stream = search_stream(engine, q, size, after=older_than, before=newer_than)
+    except SearchPositionError as exc:
+        return _search_problem(request, q, str(exc))
+    if newer_than is not None and stream.newer is None:
+        page_no = 1  # nothing newer past this page: it is the first
+        if not stream.cards:
+            stream = search_stream(engine, q, size)
+    cursors = {way: where.token() for way, where in (("older", stream.older), ("newer", stream.newer)) if where}
+    message = stream.message
+    if not stream.cards and message is None:
+        message = f"nothing found for {q!r}" if older_than is None else f"nothing older for {q!r}"
+    context.update(results=stream.cards, message=message, page=page_no, cursors=cursors)
     return page(request, "search.html", context)
 
 

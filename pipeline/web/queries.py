@@ -227,15 +227,11 @@ def people_names(conn: Connection) -> list[str]:
     return list(conn.execute(select(col(Person.name)).order_by(col(Person.name_key))).scalars().all())
 
 
-def search_by_name(conn: Connection, text: str, offset: int, limit: int) -> tuple[list[PhotoCard], int]:
-    """One page of the photos of the person whose name is ``text`` (ignoring case and spacing),
-    newest first, and how many there are in all; ``([], 0)`` when nobody has that name."""
+def person_named(conn: Connection, text: str) -> int | None:
+    """The id of the person whose name is ``text`` (ignoring case and spacing), or None."""
     from pipeline.people.registry import name_key
 
-    pid = conn.execute(select(col(Person.id)).where(col(Person.name_key) == name_key(text))).scalar_one_or_none()
-    if pid is None:
-        return [], 0
-    return person_photos(conn, pid, offset, limit)
+    return conn.execute(select(col(Person.id)).where(col(Person.name_key) == name_key(text))).scalar_one_or_none()
 
 
 def failures(conn: Connection, limit: int) -> list[tuple[int, str, str | None, int]]:
