@@ -1,6 +1,6 @@
 """Where the worker's time goes on the faces profile: py-spy over `pipeline run`, summarised.
 
-    python bench/profile_worker.py [--n 300] [--rate 100] [--out bench/out/profile_worker.json]
+    python bench/profile_worker.py [--n 300] [--backlog] [--out bench/out/profile_worker.json]
 
 Needs ``py-spy`` (``pip install py-spy``; it reads the processes' memory, so it needs ptrace
 rights: root, or ``kernel.yama.ptrace_scope=0``). Generates N photos (bench_faces' generator),
@@ -11,7 +11,10 @@ https://www.speedscope.app) and sorts every sample of the Celery pool child (the
 runs the model) into one of: decode, detect (YuNet), embed (SFace), match, caption/answers,
 database, Celery/kombu overhead, other; prints the shares of the busy samples and writes them as
 JSON. Waits and the start-up (the model warm-up thread, module imports) are counted apart.
-``--summarise FILE`` re-reads a recorded ``.collapsed.txt`` instead of running anything.
+``--backlog`` registers the N photos as queued rows before the start (a backlog drain, as
+``bench_faces.py --backlog``) instead of dropping them into the watched folder. A last row, "all
+processes", adds up the samples of every process of the pipeline. ``--summarise FILE`` re-reads
+a recorded ``.collapsed.txt`` instead of running anything.
 """
 
 from __future__ import annotations
@@ -97,6 +100,10 @@ def summarise(collapsed: Path) -> dict[str, dict[str, float]]:
         frames = stack.split(";")
         chain = [f for f in frames if f.startswith("process ")]  # py-spy nests child processes
         per_process.setdefault(process_label(chain), Counter())[category(stack)] += int(count)
+    everything: Counter[str] = Counter()
+    for counts in per_process.values():
+        everything.update(counts)
+    per_process["all processes"] = everything
     out = {}
     for root, counts in per_process.items():
         waiting, start_up = counts.pop("waiting", 0), counts.pop("start-up", 0)
@@ -118,13 +125,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "profile_worker.json")
+    parser.add_argument("--backlog", action="store_true", help="queue the photos before the start instead")
     parser.add_argument("--summarise", type=Path, default=None, help="a recorded .collapsed.txt to summarise")
     args = parser.parse_args()
     if args.summarise is not None:
         for root, row in sorted(summarise(args.summarise).items(), key=lambda kv: -kv[1]["busy_samples"]):
             print(root, row)
         return
-    from bench_faces import make_photos
+    from bench_faces import make_photos, register_backlog
 
     from pipeline.datasets import sample_album as sample
 
@@ -137,6 +145,8 @@ def main() -> None:
     env = dict(os.environ, PIPELINE_DATA_DIR=str(data))
     for person, ref in refs.items():
         subprocess.run([sys.executable, "-m", "pipeline", "enroll", "--name", person, str(ref)], env=env, check=True)
+    if args.backlog:
+        register_backlog(data, paths)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     collapsed = args.out.with_suffix(".collapsed.txt")
     record = [py_spy, "record", "--subprocesses", "--rate", "100", "--format", "raw", "-o", str(collapsed), "--"]
@@ -150,7 +160,7 @@ def main() -> None:
     try:
         time.sleep(8)  # start-up (model load) is not part of the profile's question
         t0 = time.monotonic()
-        for path in paths:
+        for path in [] if args.backlog else paths:
             shutil.copyfile(path, album / path.name)
         while done_rows(data / "pipeline.db") < args.n and time.monotonic() - t0 < 900:
             time.sleep(0.5)
