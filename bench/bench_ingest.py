@@ -326,6 +326,9 @@ def main() -> None:
         args.work_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=args.work_dir))
     caches = [args.cache] if args.cache != "both" else ["warm", "cold"]
+    if "cold" in caches and not hasattr(os, "posix_fadvise"):
+        print("no posix_fadvise on this OS: cold-cache rounds skipped")
+        caches.remove("cold")
     try:
         large_bases = [jpeg_bytes(w, h, seed, q) for seed, (w, h, q) in enumerate([(4000, 3000, 90), (6000, 4000, 85)])]
         small_bases = [jpeg_bytes(160, 120, seed, 85) for seed in range(4)]

@@ -141,21 +141,33 @@ def test_missing_role_says_how_to_create_it(data_dir: Path, postgres_url: str, m
         run_readonly(get_settings(), "SELECT 1")
 
 
-def test_ctrl_c_cancels_the_query_on_the_server(reader: str, postgres_url: str) -> None:
+def test_ctrl_c_cancels_the_query_on_the_server(
+    reader: str, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """SIGINT while PostgreSQL sleeps: a clear error at once, and the server stops the statement."""
     import os
     import signal
     import threading
     import time
 
+    # The statement limit must not end the query before the Ctrl-C does, however slow a busy
+    # machine makes the wait for the statement to show in pg_stat_activity.
+    monkeypatch.setenv("PIPELINE_SQL_TIMEOUT", "400")
+    get_settings.cache_clear()
+
     def press_ctrl_c() -> None:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 240
         sleeping = (
             f"SELECT count(*) FROM pg_stat_activity WHERE usename = '{reader}' AND state = 'active' "
             "AND query LIKE 'SELECT pg_sleep(600)%'"
         )
-        while time.monotonic() < deadline and not _count(postgres_url, sleeping):
-            time.sleep(0.1)  # until the reader's statement itself runs on the server
+        while time.monotonic() < deadline:
+            try:
+                if _count(postgres_url, sleeping):
+                    break  # the reader's statement itself runs on the server
+            except Exception:  # a busy server refusing the observer's connection: look again
+                pass
+            time.sleep(0.1)
         os.kill(os.getpid(), signal.SIGINT)
 
     presser = threading.Thread(target=press_ctrl_c)
@@ -166,7 +178,7 @@ def test_ctrl_c_cancels_the_query_on_the_server(reader: str, postgres_url: str) 
             run_readonly(get_settings(), "SELECT pg_sleep(600)")
     finally:
         presser.join()
-    assert time.monotonic() - started < 300  # far less than the 600 s it asked for
+    assert time.monotonic() - started < 400  # less than the 600 s it asked for
     running = f"SELECT count(*) FROM pg_stat_activity WHERE usename = '{reader}' AND query LIKE '%pg_sleep(600)%'"
     wait_for_zero = time.monotonic() + 30
     while _count(postgres_url, running) and time.monotonic() < wait_for_zero:

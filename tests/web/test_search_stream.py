@@ -186,6 +186,8 @@ def test_a_bad_cursor_is_a_400_with_a_message(settings: Settings, bad: str) -> N
         assert 'name="q" value="ann"' in response.text
     both = client.get("/search", params={"q": "ann", "after": "p1.2", "before": "p3.4"})
     assert both.status_code == 400 and "not both" in both.text
+    deep = client.get("/search", params={"q": "ann", "page": 101})  # ?page=K walks at most 100 pages
+    assert deep.status_code == 400 and "too deep to find by number" in deep.text
 
 
 def test_a_second_busier_than_a_read_is_read_whole(settings: Settings) -> None:
