@@ -245,3 +245,16 @@ def rmtree(path: Path) -> None:
 
 # Environment for a subprocess in which PyTorch and its libraries cannot be imported (faces-only).
 WITHOUT_TORCH = {"PYTHONPATH": str(REPO / "tests" / "torchless")}
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored() -> Iterator[None]:
+    """Whatever SIGINT/SIGTERM handlers a test (or a library it runs in-process) installs are put
+    back afterwards, so a later test meets Ctrl-C as a fresh process does."""
+    import signal
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        if signal.getsignal(sig) is not handler and handler is not None:
+            signal.signal(sig, handler)

@@ -70,8 +70,7 @@ def watch(folders: Annotated[list[Path], typer.Argument(help="Folders to watch")
     stop = threading.Event()
     import signal
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     watcher.start()
     sweeper.start()
     out.print("watching " + ", ".join(map(str, chosen)))
@@ -82,6 +81,8 @@ def watch(folders: Annotated[list[Path], typer.Argument(help="Folders to watch")
         watcher.stop()
         dispatcher.close()
         sweeper.stop()
+        for sig, handler in previous.items():  # the caller's Ctrl-C again (an in-process caller keeps working)
+            signal.signal(sig, handler)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -154,6 +154,9 @@ def test_ctrl_c_cancels_the_query_on_the_server(
     # machine makes the wait for the statement to show in pg_stat_activity.
     monkeypatch.setenv("PIPELINE_SQL_TIMEOUT", "400")
     get_settings.cache_clear()
+    # Ctrl-C as a `pipeline sql` process has it (Python's default handler), whatever handler
+    # another test of this session left installed.
+    previous_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def press_ctrl_c() -> None:
         deadline = time.monotonic() + 240
@@ -178,6 +181,7 @@ def test_ctrl_c_cancels_the_query_on_the_server(
             run_readonly(get_settings(), "SELECT pg_sleep(600)")
     finally:
         presser.join()
+        signal.signal(signal.SIGINT, previous_handler)
     assert time.monotonic() - started < 400  # less than the 600 s it asked for
     running = f"SELECT count(*) FROM pg_stat_activity WHERE usename = '{reader}' AND query LIKE '%pg_sleep(600)%'"
     wait_for_zero = time.monotonic() + 30
