@@ -21,7 +21,7 @@ from pipeline.ingest.watcher import FolderWatcher
 from pipeline.photos.files import CONTENT_HASH, content_hash, hash_file, hash_files, sha256_file
 from pipeline.photos.path_text import path_text
 from pipeline.store import states
-from pipeline.store.models import Photo, os_path
+from pipeline.store.models import Photo, core_table, os_path
 from pipeline.store.states import PhotoState
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ class Ingestor:
         with self._session() as session:
             if not keys or self._legacy_rows(session):
                 return {}  # a move of an old row is found by its SHA-256: one by one
-            table = Photo.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table models
+            table = core_table(Photo)
             connection = session.connection()
             wanted = [text for text, _ in texts.values()]
             known = set(connection.execute(select(table.c.path).where(table.c.path.in_(wanted))).scalars())
@@ -309,7 +309,7 @@ class Ingestor:
         self._legacy = None  # the walk converted what it could; ask again
         prefix = path_text(norm_path(root).rstrip(os.sep) + os.sep)[0]
         seen_keys = {path_text(norm_path(p))[0] for p in seen}
-        table = Photo.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table models
+        table = core_table(Photo)
         query = select(table.c.id, table.c.path, table.c.path_bytes).where(
             table.c.path.startswith(prefix), table.c.state != PhotoState.MISSING.value
         )

@@ -6,6 +6,7 @@ profile's per-person tensors); their shapes are in the docstrings and the README
 
 import os
 from datetime import UTC, datetime
+from typing import cast
 
 from sqlalchemy import (
     BigInteger,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -35,6 +37,12 @@ metadata: MetaData = SQLModel.metadata
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def core_table(model: type[SQLModel]) -> Table:
+    """The Core table of a SQLModel table model, for set-based statements (multi-row INSERT,
+    executemany UPDATE, RETURNING) that skip building ORM objects."""
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]  # SQLModel sets it on table models
 
 
 def _ts(nullable: bool = False) -> Column:

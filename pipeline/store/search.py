@@ -44,6 +44,10 @@ ORDERS: tuple[Order, ...] = ("newest", "relevance")
 MAX_LIMIT = 1_000
 KEY_MAX = 2**63 - 1
 WORD_SHIFT = 56  # relevance_key >> 56 is the caption's word count (migration 0013)
+# captions.sort_key (migration 0003): (SECONDS_MAX - the photo's second since 1800) << ID_BITS | caption id
+EPOCH_OFFSET = 5_364_662_400  # seconds from 1800-01-01 to 1970-01-01
+SECONDS_MAX = 2**34 - 1  # the largest photo time sort_key holds, seconds since 1800
+ID_BITS = 28  # sort_key's low bits: the caption id
 
 _TERM = re.compile(r"(\w+)(\*?)", re.UNICODE)
 _CURSOR = re.compile(r"([nr])([0-9]{1,19})")

@@ -28,12 +28,12 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Table, and_, bindparam, insert, or_, update
+from sqlalchemy import ColumnElement, CursorResult, and_, bindparam, insert, or_, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Executable
 from sqlmodel import Session, col, select
 
-from pipeline.store.models import Photo, utcnow
+from pipeline.store.models import Photo, core_table, utcnow
 from pipeline.store.state_names import PhotoState, WorkKind
 
 __all__ = [
@@ -87,18 +87,13 @@ def _ids(db: Db, where: ColumnElement[bool]) -> list[int]:
     return [int(pid) for pid in db.execute(statement).scalars().all() if pid is not None]
 
 
-def _photos() -> Table:
-    """The Core ``photos`` table (set-based statements that need RETURNING or executemany)."""
-    return cast(Table, Photo.__table__)  # type: ignore[attr-defined]  # SQLModel sets it on table models
-
-
 def _changed_ids(db: Db, photo_ids: Iterable[int], where: ColumnElement[bool], values: dict[str, Any]) -> list[int]:
     """One UPDATE of the photos among ``photo_ids`` that match ``where``, RETURNING their ids
     (sorted): set-based transitions that must say which rows they changed, in one statement."""
     wanted = list(dict.fromkeys(photo_ids))
     if not wanted:
         return []
-    table = _photos()
+    table = core_table(Photo)
     statement = update(table).where(table.c.id.in_(wanted), where).values(**values).returning(table.c.id)
     return sorted(int(pid) for pid in db.execute(statement).scalars().all())
 
@@ -146,7 +141,7 @@ def insert_new_photos(session: Session, files: list[dict[str, Any]]) -> list[int
         "created_at": now,
     }
     values = [{**fixed, **f} for f in files]
-    table = Photo.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table models
+    table = core_table(Photo)
     statement = insert(table).returning(table.c.id, table.c.path)
     ids = {path: int(i) for i, path in session.connection().execute(statement, values)}
     return [ids[f["path"]] for f in files]
@@ -243,7 +238,7 @@ def claim_fresh(db: Db, photo_ids: Iterable[int], task_id: str, owner: str | Non
     back) are left alone for :func:`claim`, one at a time, so a photo that killed its worker
     runs alone and takes no other photo's attempt with it.
     """
-    table = _photos()
+    table = core_table(Photo)
     return _changed_ids(
         db,
         photo_ids,
@@ -321,7 +316,7 @@ def finish_many(
     ``task_id`` still holds → ``done``; returns the ids finished, in id order (the others' claim
     was lost: the caller must not write their results). ``measured`` (photo id → size and time
     found by decoding it) is stored on the finished photos in one more statement."""
-    table = _photos()
+    table = core_table(Photo)
     finished = _changed_ids(
         db,
         photo_ids,

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import Table, bindparam, delete, insert, update
-from sqlmodel import Session, SQLModel, col, select
+from sqlalchemy import bindparam, delete, insert, update
+from sqlmodel import Session, col, select
 
 from pipeline.config import Settings
 from pipeline.people.index import load_people_index
@@ -33,7 +33,7 @@ from pipeline.profiles import Description, PeopleIndex, Profile, Scene, get_prof
 from pipeline.recognition.fusion import fused_scores
 from pipeline.store import states
 from pipeline.store.claim_owner import Heartbeat, this_process
-from pipeline.store.models import Answer, Caption, Face, PersonScore, Photo, utcnow
+from pipeline.store.models import Answer, Caption, Face, PersonScore, Photo, core_table, utcnow
 from pipeline.store.states import Measured, PhotoState, WorkKind
 from pipeline.store.storage_full import StorageBackoff, is_storage_full
 
@@ -224,20 +224,18 @@ def _write(
     without it (the faces wait for the next `pipeline clusters`)."""
     from pipeline.people.clusters import assign_new_faces
 
-    for join in (True, False):
-        written = _write_rows(session, done, index, profile, task_id)
-        if join and written:
-            try:
-                assign_new_faces(session, written)
-            except Exception as exc:
-                if _is_transient(exc):
-                    raise
-                session.rollback()
-                log.exception("joining the unknown faces of photos %s to clusters", written)
-                continue
-        session.commit()
-        return written
-    raise AssertionError("unreachable: the second round does not join")
+    written = _write_rows(session, done, index, profile, task_id)
+    if written:
+        try:
+            assign_new_faces(session, written)
+        except Exception as exc:
+            if _is_transient(exc):
+                raise
+            session.rollback()  # the results too: write them again, without the join
+            log.exception("joining the unknown faces of photos %s to clusters", written)
+            written = _write_rows(session, done, index, profile, task_id)
+    session.commit()
+    return written
 
 
 def _write_rows(
@@ -264,7 +262,7 @@ def _write_rows(
         return []
     ids = [it.photo_id for it, _ in mine]
     now = utcnow()
-    faces = _table(Face)
+    faces = core_table(Face)
     tagged = [it for it, _ in mine if it.work != WorkKind.REMATCH]
     if tagged:
         session.execute(delete(faces).where(faces.c.photo_id.in_([it.photo_id for it in tagged])))
@@ -307,7 +305,7 @@ def _write_rows(
         )
     with_evidence = [it for it, _ in mine if it.evidence is not None]
     if with_evidence:
-        scores = _table(PersonScore)
+        scores = core_table(PersonScore)
         session.execute(
             delete(scores).where(
                 scores.c.photo_id.in_([it.photo_id for it in with_evidence]), scores.c.model_version == version
@@ -328,7 +326,7 @@ def _write_rows(
             ],
         )
     stamp = {"profile": profile.name, "model_version": version, "enrolment_version": index.version, "created_at": now}
-    captions, answers = _table(Caption), _table(Answer)
+    captions, answers = core_table(Caption), core_table(Answer)
     session.execute(delete(captions).where(captions.c.photo_id.in_(ids), captions.c.model_version == version))
     session.execute(delete(answers).where(answers.c.photo_id.in_(ids), answers.c.model_version == version))
     session.execute(insert(captions), [{"photo_id": it.photo_id, "text": desc.caption, **stamp} for it, desc in mine])
@@ -340,11 +338,6 @@ def _write_rows(
     if answer_rows:
         session.execute(insert(answers), answer_rows)
     return ids
-
-
-def _table(model: type[SQLModel]) -> Table:
-    """The Core table of a SQLModel table model."""
-    return cast(Table, model.__table__)  # type: ignore[attr-defined]  # SQLModel sets it on table models
 
 
 def _process_chunk(

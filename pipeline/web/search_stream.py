@@ -26,12 +26,9 @@ from dataclasses import dataclass, replace
 from sqlalchemy.engine import Connection, Engine
 
 from pipeline.errors import PipelineError
+from pipeline.store.search import EPOCH_OFFSET, ID_BITS, MAX_LIMIT, SECONDS_MAX
 from pipeline.web.queries import PhotoCard
 
-EPOCH_OFFSET = 5_364_662_400  # seconds from 1800-01-01 to 1970-01-01 (migration 0003)
-SECONDS_MAX = 2**34 - 1  # sort_key's largest time, seconds since 1800 (migration 0003)
-ID_BITS = 28  # sort_key's low bits: the caption id (migration 0003)
-MAX_BATCH = 1_000  # pipeline.store.search.MAX_LIMIT
 _POSITION = re.compile(r"p([0-9]{1,11})\.([0-9]{1,19})")
 
 
@@ -213,7 +210,7 @@ def search_stream(
     older = before is None
     cursor = after if older else before
     want = size + 1
-    batch = min(MAX_BATCH, 2 * want + 8)
+    batch = min(MAX_LIMIT, 2 * want + 8)
     sides: list[list[Found]] = []
     message = None
     with engine.connect() as conn:
